@@ -1,0 +1,266 @@
+//! The binary's edge: turns parsed arguments into a context and calls one command.
+//!
+//! Only this module knows clap. Commands write data to stdout and logs to stderr, and return
+//! an [`ExitStatus`]; errors become exit 1 (run time) or 2 (usage or configuration).
+
+pub mod args;
+mod output;
+mod schedule_check;
+mod schedule_list;
+mod schedule_next;
+mod schedule_simulate;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+use crate::clock::{self, SharedClock};
+use crate::config::{Config, ConfigError, Env};
+use crate::schedule::{Schedule, file};
+pub use args::Cli;
+use args::{Command, ScheduleCommand};
+
+/// The process exit status (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: success.
+    Success = 0,
+    /// 1: failure at run time.
+    Failure = 1,
+    /// 2: usage or configuration error.
+    Usage = 2,
+}
+
+/// A mistake in how conecta was called or configured: exit 2, with a hint.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct UsageError {
+    /// What was wrong.
+    pub message: String,
+    /// What to do.
+    pub hint: Option<String>,
+}
+
+impl UsageError {
+    /// A usage error with a hint.
+    pub fn new(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
+        Self {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+/// Everything a command needs from the outside world.
+pub struct Context {
+    /// Validated configuration.
+    pub config: Config,
+    /// The clock every command reads.
+    pub clock: SharedClock,
+    /// The schedule file to use (`--schedule`, else `CONECTA_SCHEDULE`, else the default).
+    pub schedule_path: PathBuf,
+}
+
+impl Context {
+    /// Loads and validates the schedule file.
+    pub fn schedule(&self) -> anyhow::Result<Schedule> {
+        load_schedule(&self.schedule_path, &self.config)
+    }
+}
+
+fn load_schedule(path: &std::path::Path, config: &Config) -> anyhow::Result<Schedule> {
+    match file::load(path, config.app_timezone) {
+        Ok(s) => Ok(s),
+        Err(file::LoadError::Read { path, source }) => Err(UsageError::new(
+            format!("cannot read schedule file {}: {source}", path.display()),
+            Some("pass --schedule FILE or set CONECTA_SCHEDULE to the schedule to use".to_string()),
+        )
+        .into()),
+        Err(file::LoadError::Invalid(invalid)) => Err(invalid.into()),
+    }
+}
+
+/// Parses an instant given on the command line.
+pub fn instant_arg(flag: &str, text: &str) -> Result<DateTime<Utc>, UsageError> {
+    crate::rfc3339::parse_instant(text).map_err(|e| UsageError::new(format!("{flag}: {e}"), None))
+}
+
+fn context(cli: &Cli) -> anyhow::Result<Context> {
+    let env = Env::load(cli.global.env_file.as_deref()).map_err(config_error)?;
+    let mut config = Config::from_env(&env).map_err(config_error)?;
+    if let Some(now) = &cli.global.now {
+        config.now = Some(instant_arg("--now", now)?);
+    }
+    if let Some(speed) = cli.global.speed {
+        if !(speed.is_finite() && speed > 0.0) {
+            return Err(UsageError::new(
+                format!("--speed: expected a positive number like 3600, got: {speed}"),
+                None,
+            )
+            .into());
+        }
+        config.speed = Some(speed);
+    }
+    if config.speed.is_some() && config.now.is_none() {
+        return Err(UsageError::new(
+            "--speed needs --now: a simulated clock must start somewhere",
+            Some("add --now 2026-11-27T00:00:00Z (or set CONECTA_NOW)".to_string()),
+        )
+        .into());
+    }
+    let clock = clock::from_flags(config.now, config.speed);
+    let schedule_path = cli
+        .global
+        .schedule
+        .clone()
+        .unwrap_or_else(|| config.schedule_path.clone());
+    Ok(Context {
+        config,
+        clock,
+        schedule_path,
+    })
+}
+
+fn config_error(e: ConfigError) -> anyhow::Error {
+    UsageError::new(
+        e.to_string(),
+        Some(format!("fix {} in the environment or .env", e.key)),
+    )
+    .into()
+}
+
+/// Runs the parsed command line and returns the exit status, having printed any error.
+pub fn run(cli: Cli) -> ExitStatus {
+    let result = context(&cli).and_then(|ctx| dispatch(&ctx, &cli));
+    match result {
+        Ok(status) => status,
+        Err(err) => report(&err),
+    }
+}
+
+fn dispatch(ctx: &Context, cli: &Cli) -> anyhow::Result<ExitStatus> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let status = match &cli.command {
+        Command::Schedule(cmd) => match cmd {
+            ScheduleCommand::List { format } => schedule_list::run(ctx, *format, &mut out),
+            ScheduleCommand::Check { file } => schedule_check::run(ctx, file.as_deref(), &mut out),
+            ScheduleCommand::Next { count, format } => {
+                schedule_next::run(ctx, *count, *format, &mut out)
+            }
+            ScheduleCommand::Simulate { from, to, format } => {
+                schedule_simulate::run(ctx, from.as_deref(), to, *format, &mut out)
+            }
+        },
+    };
+    let flushed = out.flush();
+    let status = status?;
+    flushed?;
+    Ok(status)
+}
+
+/// Prints an error the way its kind asks and picks the exit status.
+fn report(err: &anyhow::Error) -> ExitStatus {
+    // A closed pipe (`conecta … | head`) is how the reader says it has enough.
+    if let Some(io) = err.downcast_ref::<std::io::Error>()
+        && io.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        return ExitStatus::Success;
+    }
+    if let Some(invalid) = err.downcast_ref::<file::Invalid>() {
+        eprintln!("{invalid}");
+        eprintln!(
+            "error: {} problem{} in {}",
+            invalid.diagnostics.len(),
+            if invalid.diagnostics.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            invalid.path.display()
+        );
+        return ExitStatus::Usage;
+    }
+    if let Some(usage) = err.downcast_ref::<UsageError>() {
+        eprintln!("error: {}", usage.message);
+        if let Some(hint) = &usage.hint {
+            eprintln!("hint: {hint}");
+        }
+        return ExitStatus::Usage;
+    }
+    eprintln!("error: {err:#}");
+    ExitStatus::Failure
+}
+
+/// Rewrites Laravel-style commands (`schedule:list`, `queue:work`, …) into conecta's own
+/// (`schedule list`, `worker`, …). Only the command position is touched, so task names such
+/// as `outbox:process` given as arguments pass through.
+pub fn rewrite_aliases(args: Vec<String>) -> Vec<String> {
+    const VALUE_FLAGS: &[&str] = &[
+        "--env-file",
+        "--schedule",
+        "--now",
+        "--speed",
+        "--log-format",
+    ];
+    let mut i = 1;
+    while i < args.len() {
+        let arg = &args[i];
+        if arg.starts_with('-') {
+            i += if VALUE_FLAGS.contains(&arg.as_str()) {
+                2
+            } else {
+                1
+            };
+            continue;
+        }
+        break;
+    }
+    let Some(command) = args.get(i) else {
+        return args;
+    };
+    let replacement: Vec<&str> = match command.as_str() {
+        "queue:work" | "queue:listen" => vec!["worker"],
+        "migrate" => vec!["db", "migrate"],
+        "schedule:work" => vec!["scheduler"],
+        other => match other.split_once(':') {
+            Some((group, sub))
+                if ["schedule", "queue", "locks", "batch", "outbox", "db"].contains(&group) =>
+            {
+                vec![group, sub]
+            }
+            _ => return args,
+        },
+    };
+    let mut out = args[..i].to_vec();
+    out.extend(replacement.into_iter().map(String::from));
+    out.extend_from_slice(&args[i + 1..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rewrite_aliases;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn laravel_aliases_become_conecta_commands() {
+        assert_eq!(
+            rewrite_aliases(words("conecta schedule:list")),
+            words("conecta schedule list")
+        );
+        assert_eq!(
+            rewrite_aliases(words(
+                "conecta --now 2026-01-01T00:00:00Z queue:work --tries 3"
+            )),
+            words("conecta --now 2026-01-01T00:00:00Z worker --tries 3")
+        );
+        assert_eq!(
+            rewrite_aliases(words("conecta run-task outbox:process")),
+            words("conecta run-task outbox:process")
+        );
+    }
+}

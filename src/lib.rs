@@ -1,0 +1,15 @@
+//! conecta: the scheduler, batch orchestrator and queue runtime of Vito Business OS.
+//!
+//! The library holds everything; `main.rs` only parses arguments and calls [`cli::run`].
+//! See ARCHITECTURE.md for the map.
+
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod duration;
+pub mod rfc3339;
+pub mod schedule;
+pub mod suggest;
+pub mod tasks;
