@@ -142,7 +142,10 @@ fn parser() -> CronParser {
 
 fn plain(e: &croner::errors::CronError) -> String {
     let text = e.to_string();
-    text.trim_end_matches('.').to_string()
+    let text = text
+        .trim_start_matches("Component error: ")
+        .trim_start_matches("Invalid pattern: ");
+    text.trim_end_matches('.').to_lowercase()
 }
 
 #[cfg(test)]

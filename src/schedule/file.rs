@@ -220,22 +220,25 @@ impl Validator<'_> {
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut entries = Vec::new();
         for table in tables {
-            if let Some(entry) = self.entry(table, file_tz) {
-                let at = value_start(table, "name");
-                if let Some(first) = seen.get(&entry.name) {
-                    let (line, _) = line_col(self.text, *first);
-                    self.error(
-                        at,
-                        format!("duplicate entry name \"{}\"", entry.name),
-                        Some(format!(
-                            "first defined on line {line}; give each entry a unique name and set `task` to share a task"
-                        )),
-                    );
-                } else {
-                    seen.insert(entry.name.clone(), at);
-                    entries.push(entry);
-                }
+            let entry = self.entry(table, file_tz);
+            // Duplicates are found by name even when the entries have other problems.
+            let Some(name) = table.get("name").and_then(|i| i.as_str()) else {
+                continue;
+            };
+            let at = value_start(table, "name");
+            if let Some(first) = seen.get(name) {
+                let (line, _) = line_col(self.text, *first);
+                self.error(
+                    at,
+                    format!("duplicate entry name \"{name}\""),
+                    Some(format!(
+                        "first defined on line {line}; give each entry a unique name and set `task` to share a task"
+                    )),
+                );
+                continue;
             }
+            seen.insert(name.to_string(), at);
+            entries.extend(entry);
         }
         entries
     }

@@ -1,0 +1,368 @@
+//! The `schedule` commands, run as a user runs them: the real binary in a temp dir.
+
+use assert_cmd::Command;
+use std::path::Path;
+
+fn conecta(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("conecta").unwrap();
+    cmd.current_dir(dir)
+        .env_remove("CONECTA_SCHEDULE")
+        .env_remove("CONECTA_NOW")
+        .env_remove("CONECTA_SPEED")
+        .env_remove("APP_TIMEZONE");
+    cmd
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+const BROKEN: &str = r#"timezone = "America/Tegucigalpa"
+tasks = 1
+
+[[task]]
+name = "outbox:process"
+cron = "61 * * * *"
+
+[[task]]
+name = "orders:release-stail"
+cron = "*/15 * * * *"
+timezone = "America/Tegucigalpha"
+args = { older_than = "half an hour" }
+
+[[task]]
+name = "outbox:process"
+task = "outbox:process"
+cron = "* * * * *"
+catch_up_window = "1 hour"
+overlpa = "skip"
+"#;
+
+#[test]
+fn check_reports_every_problem_with_file_line_col_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.toml"), BROKEN).unwrap();
+    let out = conecta(dir.path())
+        .args(["schedule", "check", "broken.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let expected = [
+        // unknown top-level key
+        (
+            "broken.toml:2:1: unknown key \"tasks\"",
+            Some("did you mean \"task\"?"),
+        ),
+        // bad cron field
+        ("broken.toml:6:8: bad minute field \"61\"", None),
+        // unknown task with a suggestion
+        (
+            "broken.toml:9:8: unknown task \"orders:release-stail\"",
+            Some("did you mean \"orders:release-stale\"?"),
+        ),
+        // bad time zone with a suggestion
+        (
+            "broken.toml:11:12: unknown time zone \"America/Tegucigalpha\"",
+            Some("did you mean \"America/Tegucigalpa\"?"),
+        ),
+        // duplicate name
+        (
+            "broken.toml:15:8: duplicate entry name \"outbox:process\"",
+            Some("first defined on line 5"),
+        ),
+        // bad duration
+        (
+            "broken.toml:18:19: bad duration for `catch_up_window`",
+            None,
+        ),
+        // unknown key with a suggestion
+        (
+            "broken.toml:19:1: unknown key \"overlpa\"",
+            Some("did you mean \"overlap\"?"),
+        ),
+    ];
+    for (line, hint) in expected {
+        assert!(err.contains(line), "missing {line:?} in:\n{err}");
+        if let Some(hint) = hint {
+            assert!(err.contains(hint), "missing hint {hint:?} in:\n{err}");
+        }
+    }
+    assert!(err.contains("problems in broken.toml"), "{err}");
+}
+
+#[test]
+fn check_reports_bad_arguments_and_a_missing_cron() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "[[task]]\nname = \"orders:release-stale\"\nargs = { older_than = \"soon\", tenent = 3 }\n",
+    )
+    .unwrap();
+    let out = conecta(dir.path())
+        .args(["schedule", "check", "s.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("s.toml:1:1: entry \"orders:release-stale\" has no `cron`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("s.toml:3:23: bad argument `older_than`: expected a duration"),
+        "{err}"
+    );
+    assert!(
+        err.contains("s.toml:3:31: unknown argument \"tenent\""),
+        "{err}"
+    );
+    assert!(err.contains("did you mean \"tenant\"?"), "{err}");
+}
+
+#[test]
+fn check_reports_invalid_toml_at_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "[[task]]\nname = \"x\ncron = \"* * * * *\"\n",
+    )
+    .unwrap();
+    let out = conecta(dir.path())
+        .args(["schedule", "check", "s.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("s.toml:2:"), "{err}");
+    assert!(err.contains("invalid TOML"), "{err}");
+}
+
+#[test]
+fn check_of_a_missing_file_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = conecta(dir.path())
+        .args(["schedule", "check", "nope.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("cannot read schedule file nope.toml"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+}
+
+#[test]
+fn check_of_production_is_ok_and_lists_dst_dates_for_a_dst_zone() {
+    let out = conecta(repo())
+        .args(["schedule", "check", "schedules/production.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("ok, 5 entries"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let ny = std::fs::read_to_string(repo().join("schedules/production.toml"))
+        .unwrap()
+        .replace("America/Tegucigalpa", "America/New_York")
+        .replace("30 0 * * *", "30 2 * * *");
+    std::fs::write(dir.path().join("ny.toml"), ny).unwrap();
+    let out = conecta(dir.path())
+        .args([
+            "--now",
+            "2026-11-27T00:00:00Z",
+            "schedule",
+            "check",
+            "ny.toml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("2027-03-14  analytics:sync") && text.contains("02:30 does not exist"),
+        "{text}"
+    );
+    assert!(
+        text.contains("runs once at 2027-03-14T03:00:00-04:00"),
+        "{text}"
+    );
+    assert!(text.contains("2027-11-07  outbox:process"), "{text}");
+}
+
+#[test]
+fn simulate_json_has_the_documented_shape() {
+    let out = conecta(repo())
+        .args([
+            "schedule",
+            "simulate",
+            "--from",
+            "2026-11-27T06:00:00Z",
+            "--to",
+            "2026-11-27T06:31:00Z",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    // 31 minutes of outbox:process, release-stale at :00, :15, :30, reminders at :00,
+    // analytics:sync at 00:30 local = 06:30Z.
+    assert_eq!(lines.len(), 31 + 3 + 1 + 1);
+    assert_eq!(
+        lines[0],
+        serde_json::json!({
+            "name": "outbox:process",
+            "task": "outbox:process",
+            "due": "2026-11-27T06:00:00Z",
+            "local": "2026-11-27T00:00:00-06:00"
+        })
+    );
+    let analytics: Vec<_> = lines
+        .iter()
+        .filter(|l| l["name"] == "analytics:sync")
+        .collect();
+    assert_eq!(analytics[0]["due"], "2026-11-27T06:30:00Z");
+    assert_eq!(analytics[0]["local"], "2026-11-27T00:30:00-06:00");
+    let dues: Vec<&str> = lines.iter().map(|l| l["due"].as_str().unwrap()).collect();
+    assert!(dues.windows(2).all(|w| w[0] <= w[1]), "not in order");
+}
+
+#[test]
+fn simulate_rejects_a_bad_instant_with_exit_2() {
+    let out = conecta(repo())
+        .args([
+            "schedule",
+            "simulate",
+            "--from",
+            "yesterday",
+            "--to",
+            "2026-11-28T00:00:00Z",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("--from: expected an RFC 3339 instant")
+    );
+}
+
+#[test]
+fn list_shows_every_entry_with_its_next_run() {
+    let out = conecta(repo())
+        .args(["--now", "2026-11-27T12:00:00Z", "schedule", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    insta::with_settings!({filters => vec![
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)", "[TIME]"),
+    ]}, {
+        insta::assert_snapshot!(text);
+    });
+}
+
+#[test]
+fn list_json_and_laravel_alias() {
+    let out = conecta(repo())
+        .args([
+            "--now",
+            "2026-11-27T12:00:00Z",
+            "schedule:list",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &list[0];
+    assert_eq!(first["name"], "outbox:process");
+    assert_eq!(first["timezone"], "America/Tegucigalpa");
+    assert_eq!(first["next_due"], "2026-11-27T12:01:00Z");
+    assert_eq!(first["next_local"], "2026-11-27T06:01:00-06:00");
+    assert_eq!(list[3]["next_due"], "2026-11-28T06:30:00Z");
+}
+
+#[test]
+fn next_merges_entries_in_order() {
+    let out = conecta(repo())
+        .args([
+            "--now",
+            "2026-11-27T11:59:30Z",
+            "schedule",
+            "next",
+            "--count",
+            "4",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let names: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "outbox:process",
+            "orders:release-stale",
+            "appointments:send-reminders",
+            "outbox:process"
+        ]
+    );
+}
+
+#[test]
+fn schedule_env_var_and_flag_choose_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mine.toml"),
+        "[[task]]\nname = \"model:prune\"\ncron = \"0 4 * * *\"\n",
+    )
+    .unwrap();
+    let out = conecta(dir.path())
+        .env("CONECTA_SCHEDULE", "mine.toml")
+        .args(["schedule", "list", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["timezone"], "UTC");
+
+    // APP_TIMEZONE from .env is the fallback zone.
+    std::fs::write(dir.path().join(".env"), "APP_TIMEZONE=Asia/Kathmandu\n").unwrap();
+    let out = conecta(dir.path())
+        .args([
+            "--schedule",
+            "mine.toml",
+            "schedule",
+            "list",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["timezone"], "Asia/Kathmandu");
+}
