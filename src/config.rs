@@ -125,6 +125,131 @@ pub struct Config {
     pub now: Option<DateTime<Utc>>,
     /// `CONECTA_SPEED`: how fast a simulated clock runs.
     pub speed: Option<f64>,
+    /// `QUEUE_CONNECTION`: which queue driver.
+    pub queue_connection: QueueConnection,
+    /// `QUEUE_RETRY_AFTER`: seconds before a reserved job whose worker vanished is delivered
+    /// again.
+    pub retry_after: u64,
+    /// `REDIS_URL`, or one built from `REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`/`REDIS_DB`.
+    pub redis_url: String,
+    /// `REDIS_PREFIX`: every Redis key starts with it.
+    pub redis_prefix: String,
+    /// `DATABASE_URL`, or one built from `DB_CONNECTION` and `DB_*`.
+    pub database_url: String,
+}
+
+/// The queue drivers (`QUEUE_CONNECTION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueConnection {
+    /// Redis lists and sorted sets, atomic steps in Lua.
+    Redis,
+    /// The `jobs` table of the configured database.
+    Database,
+    /// Runs each job inline when it is dispatched.
+    Sync,
+}
+
+impl QueueConnection {
+    /// The name as written in `QUEUE_CONNECTION` and in `failed_jobs.connection`.
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueConnection::Redis => "redis",
+            QueueConnection::Database => "database",
+            QueueConnection::Sync => "sync",
+        }
+    }
+}
+
+/// The SQLite file used when no database is configured.
+pub const DEFAULT_SQLITE: &str = "storage/conecta.sqlite";
+
+fn redis_url(env: &Env) -> Result<String, ConfigError> {
+    if let Some(url) = env.get("REDIS_URL") {
+        if !(url.starts_with("redis://")
+            || url.starts_with("rediss://")
+            || url.starts_with("unix://"))
+        {
+            return Err(ConfigError::new(
+                "REDIS_URL",
+                format!("expected a URL like redis://127.0.0.1:6379/0, got: {url:?}"),
+            ));
+        }
+        return Ok(url.to_string());
+    }
+    let host = env.get("REDIS_HOST").unwrap_or("127.0.0.1");
+    let port = env
+        .parse::<u16>("REDIS_PORT", "a port number like 6379")?
+        .unwrap_or(6379);
+    let db = env
+        .parse::<u32>("REDIS_DB", "a database number like 0")?
+        .unwrap_or(0);
+    let auth = match env.get("REDIS_PASSWORD") {
+        None | Some("null") => String::new(),
+        Some(p) => format!(":{}@", encode(p)),
+    };
+    Ok(format!("redis://{auth}{host}:{port}/{db}"))
+}
+
+fn database_url(env: &Env) -> Result<String, ConfigError> {
+    if let Some(url) = env.get("DATABASE_URL") {
+        let known = [
+            "sqlite:",
+            "postgres://",
+            "postgresql://",
+            "mysql://",
+            "mariadb://",
+        ];
+        if !known.iter().any(|k| url.starts_with(k)) {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                format!("expected a sqlite:, postgres:// or mysql:// URL, got: {url:?}"),
+            ));
+        }
+        return Ok(url.replacen("mariadb://", "mysql://", 1));
+    }
+    let connection = env.get("DB_CONNECTION").unwrap_or("sqlite");
+    let (scheme, default_port) = match connection {
+        "sqlite" => {
+            let path = env.get("DB_DATABASE").unwrap_or(DEFAULT_SQLITE);
+            return Ok(format!("sqlite:{path}"));
+        }
+        "pgsql" | "postgres" => ("postgres", 5432),
+        "mysql" | "mariadb" => ("mysql", 3306),
+        other => {
+            return Err(ConfigError::new(
+                "DB_CONNECTION",
+                format!("expected sqlite, pgsql, mysql or mariadb, got: {other:?}"),
+            ));
+        }
+    };
+    let host = env.get("DB_HOST").unwrap_or("127.0.0.1");
+    let port = env
+        .parse::<u16>("DB_PORT", "a port number")?
+        .unwrap_or(default_port);
+    let database = env.get("DB_DATABASE").unwrap_or("conecta");
+    let user = env.get("DB_USERNAME").unwrap_or(if scheme == "postgres" {
+        "postgres"
+    } else {
+        "root"
+    });
+    let auth = match env.get("DB_PASSWORD") {
+        Some(p) => format!("{}:{}", encode(user), encode(p)),
+        None => encode(user),
+    };
+    Ok(format!("{scheme}://{auth}@{host}:{port}/{database}"))
+}
+
+/// Percent-encodes the characters that would break a URL's user-info part.
+fn encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The schedule file used when nothing names one.
@@ -151,7 +276,32 @@ impl Config {
                 "expected a positive number like 3600",
             ));
         }
+        let queue_connection = match env.get("QUEUE_CONNECTION").unwrap_or("database") {
+            "redis" => QueueConnection::Redis,
+            "database" => QueueConnection::Database,
+            "sync" => QueueConnection::Sync,
+            other => {
+                return Err(ConfigError::new(
+                    "QUEUE_CONNECTION",
+                    format!("expected redis, database or sync, got: {other:?}"),
+                ));
+            }
+        };
+        let retry_after = env
+            .parse::<u64>("QUEUE_RETRY_AFTER", "a whole number of seconds like 90")?
+            .unwrap_or(90);
+        if retry_after == 0 {
+            return Err(ConfigError::new(
+                "QUEUE_RETRY_AFTER",
+                "expected a whole number of seconds above 0, like 90",
+            ));
+        }
         Ok(Self {
+            queue_connection,
+            retry_after,
+            redis_url: redis_url(env)?,
+            redis_prefix: env.get("REDIS_PREFIX").unwrap_or("conecta:").to_string(),
+            database_url: database_url(env)?,
             app_timezone,
             schedule_path: env
                 .get("CONECTA_SCHEDULE")
@@ -186,5 +336,34 @@ mod tests {
         );
         let e = Config::from_env(&Env::from_pairs([("CONECTA_SPEED", "fast")])).unwrap_err();
         assert_eq!(e.key, "CONECTA_SPEED");
+        let e = Config::from_env(&Env::from_pairs([("QUEUE_CONNECTION", "sqs")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bad value for QUEUE_CONNECTION: expected redis, database or sync, got: \"sqs\""
+        );
+        let e = Config::from_env(&Env::from_pairs([("REDIS_PORT", "x")])).unwrap_err();
+        assert_eq!(e.key, "REDIS_PORT");
+    }
+
+    #[test]
+    fn laravel_keys_build_the_urls() {
+        let c = Config::from_env(&Env::from_pairs([])).unwrap();
+        assert_eq!(c.queue_connection, QueueConnection::Database);
+        assert_eq!(c.database_url, "sqlite:storage/conecta.sqlite");
+        assert_eq!(c.redis_url, "redis://127.0.0.1:6379/0");
+        assert_eq!(c.retry_after, 90);
+        let c = Config::from_env(&Env::from_pairs([
+            ("DB_CONNECTION", "mariadb"),
+            ("DB_HOST", "db"),
+            ("DB_DATABASE", "vito"),
+            ("DB_USERNAME", "app"),
+            ("DB_PASSWORD", "p@ss"),
+            ("REDIS_PASSWORD", "null"),
+            ("REDIS_DB", "2"),
+            ("REDIS_CLIENT", "phpredis"),
+        ]))
+        .unwrap();
+        assert_eq!(c.database_url, "mysql://app:p%40ss@db:3306/vito");
+        assert_eq!(c.redis_url, "redis://127.0.0.1:6379/2");
     }
 }

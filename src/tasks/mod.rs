@@ -5,6 +5,8 @@
 //! It must never accept an argument it cannot type-check: the schedule validator relies on it
 //! to reject a bad entry before the daemon starts.
 
+pub mod diagnostics;
+
 use serde_json::Value;
 
 /// Whether a catalog name is normally scheduled (a task) or enqueued (a job). Either can run

@@ -1,0 +1,441 @@
+//! The `redis` driver: per queue, a ready list of job uuids, a payload hash, an attempts hash,
+//! a reserved sorted set (scored by when the reservation expires) and a delayed sorted set.
+//! Every atomic step is a Lua file beside this one, loaded with `include_str!`.
+//!
+//! Keys are `{REDIS_PREFIX}queues:{NAME}…` with the queue name as hash tag, so one queue's keys
+//! live in one Redis Cluster slot and each script touches one slot. Unique locks live in the
+//! same slot (`…{NAME}:lock:KEY`) so the lock is taken in the same script as the enqueue; a
+//! unique key is therefore scoped to its queue on this driver. Every instant the scripts
+//! compare comes from conecta's clock as an argument; server-side expiry is only garbage
+//! collection. Workers block on their own connection, never on the shared one.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncCommands, Script};
+
+use super::{Enqueued, LockInfo, NewJob, Queue, QueueDepth, Reserved, Result, decode};
+
+/// Jobs in Redis.
+pub struct RedisQueue {
+    client: redis::Client,
+    conn: MultiplexedConnection,
+    /// The connection workers block on, apart from the shared one.
+    blocking: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    prefix: String,
+    retry_after_ms: i64,
+    known_queues: Mutex<HashSet<String>>,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    enqueue: Script,
+    reserve: Script,
+    delete: Script,
+    release: Script,
+    unlock: Script,
+}
+
+/// The keys of one queue.
+struct Keys {
+    ready: String,
+    reserved: String,
+    delayed: String,
+    payloads: String,
+    attempts: String,
+    notify: String,
+    lock_prefix: String,
+}
+
+impl RedisQueue {
+    /// Connects to `url`; keys start with `prefix`; reserved jobs come back after
+    /// `retry_after`.
+    pub async fn connect(url: &str, prefix: &str, retry_after: Duration) -> Result<Self> {
+        let client = redis::Client::open(url)?;
+        let conn = client.get_multiplexed_async_connection().await?;
+        Ok(Self {
+            client,
+            conn,
+            blocking: tokio::sync::Mutex::new(None),
+            prefix: prefix.to_string(),
+            retry_after_ms: retry_after.as_millis() as i64,
+            known_queues: Mutex::new(HashSet::new()),
+            scripts: Scripts {
+                enqueue: Script::new(include_str!("redis/enqueue.lua")),
+                reserve: Script::new(include_str!("redis/reserve.lua")),
+                delete: Script::new(include_str!("redis/delete.lua")),
+                release: Script::new(include_str!("redis/release.lua")),
+                unlock: Script::new(include_str!("redis/unlock.lua")),
+            },
+        })
+    }
+
+    fn keys(&self, queue: &str) -> Keys {
+        let base = format!("{}queues:{{{queue}}}", self.prefix);
+        Keys {
+            ready: base.clone(),
+            reserved: format!("{base}:reserved"),
+            delayed: format!("{base}:delayed"),
+            payloads: format!("{base}:payloads"),
+            attempts: format!("{base}:attempts"),
+            notify: format!("{base}:notify"),
+            lock_prefix: format!("{base}:lock:"),
+        }
+    }
+
+    fn queues_set(&self) -> String {
+        format!("{}queues", self.prefix)
+    }
+
+    async fn remember_queue(&self, queue: &str) -> Result<()> {
+        let new = self
+            .known_queues
+            .lock()
+            .expect("known queues")
+            .insert(queue.to_string());
+        if new {
+            let mut c = self.conn.clone();
+            let _: () = c.sadd(self.queues_set(), queue).await?;
+        }
+        Ok(())
+    }
+
+    async fn all_queues(&self) -> Result<Vec<String>> {
+        let mut c = self.conn.clone();
+        let mut q: Vec<String> = c.smembers(self.queues_set()).await?;
+        q.sort();
+        Ok(q)
+    }
+
+    async fn lock_keys(&self) -> Result<Vec<String>> {
+        let pattern = format!("{}queues:{{*}}:lock:*", glob_escape(&self.prefix));
+        let mut c = self.conn.clone();
+        let mut keys = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut c)
+                .await?;
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        Ok(keys)
+    }
+
+    /// The lock key a full Redis key stands for.
+    fn lock_name(&self, full: &str) -> Option<String> {
+        full.split_once("}:lock:").map(|(_, k)| k.to_string())
+    }
+
+    /// Reserves up to `max` jobs from the first of `queues` that has any, in one round trip
+    /// per queue tried.
+    pub async fn reserve_batch(
+        &self,
+        queues: &[String],
+        max: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Reserved>> {
+        let mut c = self.conn.clone();
+        for queue in queues {
+            let k = self.keys(queue);
+            let flat: Vec<redis::Value> = self
+                .scripts
+                .reserve
+                .key(&k.ready)
+                .key(&k.reserved)
+                .key(&k.delayed)
+                .key(&k.payloads)
+                .key(&k.attempts)
+                .arg(now.timestamp_millis())
+                .arg(self.retry_after_ms)
+                .arg(max)
+                .invoke_async(&mut c)
+                .await?;
+            if flat.is_empty() {
+                continue;
+            }
+            let mut out = Vec::with_capacity(flat.len() / 3);
+            for triple in flat.chunks(3) {
+                let uuid: String = redis::from_redis_value(&triple[0])?;
+                let raw: String = redis::from_redis_value(&triple[1])?;
+                let attempts: i64 = redis::from_redis_value(&triple[2])?;
+                out.push(Reserved {
+                    envelope: decode(&raw),
+                    handle: uuid,
+                    queue: queue.clone(),
+                    raw,
+                    attempts: attempts as u32,
+                });
+            }
+            return Ok(out);
+        }
+        Ok(Vec::new())
+    }
+}
+
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[async_trait]
+impl Queue for RedisQueue {
+    fn connection(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn enqueue_bulk(&self, jobs: Vec<NewJob>, now: DateTime<Utc>) -> Result<Vec<Enqueued>> {
+        let t = now.timestamp_millis();
+        let mut answers: Vec<Option<Enqueued>> = vec![None; jobs.len()];
+        // Group by queue, keeping order within each group: one script call per queue.
+        let mut order: Vec<String> = Vec::new();
+        let mut groups: std::collections::HashMap<String, Vec<usize>> = Default::default();
+        for (i, j) in jobs.iter().enumerate() {
+            groups
+                .entry(j.queue.clone())
+                .or_insert_with(|| {
+                    order.push(j.queue.clone());
+                    Vec::new()
+                })
+                .push(i);
+        }
+        let mut c = self.conn.clone();
+        let mut pipe = redis::pipe();
+        let mut uuids: Vec<String> = vec![String::new(); jobs.len()];
+        for queue in &order {
+            self.remember_queue(queue).await?;
+            let k = self.keys(queue);
+            let mut inv = self.scripts.enqueue.prepare_invoke();
+            inv.key(&k.ready)
+                .key(&k.delayed)
+                .key(&k.payloads)
+                .key(&k.notify);
+            inv.arg(t).arg(&k.lock_prefix);
+            for &i in &groups[queue] {
+                let job = &jobs[i];
+                let envelope = job.envelope(now);
+                inv.arg(&envelope.uuid)
+                    .arg(serde_json::to_string(&envelope)?)
+                    .arg(t + job.delay as i64 * 1000)
+                    .arg(job.unique.as_ref().map(|u| u.key.as_str()).unwrap_or(""))
+                    .arg(
+                        t + job
+                            .unique
+                            .as_ref()
+                            .map(|u| u.ttl as i64 * 1000)
+                            .unwrap_or(0),
+                    );
+                uuids[i] = envelope.uuid;
+            }
+            pipe.invoke_script(&inv);
+        }
+        let results: Vec<Vec<i64>> = match pipe.query_async(&mut c).await {
+            Ok(r) => r,
+            Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                // Scripts were flushed: load them and try once more.
+                self.scripts
+                    .enqueue
+                    .prepare_invoke()
+                    .load_async(&mut c)
+                    .await?;
+                pipe.query_async(&mut c).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for (queue, stored) in order.iter().zip(results) {
+            for (&i, s) in groups[queue].iter().zip(stored) {
+                answers[i] = Some(if s == 1 {
+                    Enqueued::Job(std::mem::take(&mut uuids[i]))
+                } else {
+                    Enqueued::Duplicate
+                });
+            }
+        }
+        Ok(answers.into_iter().map(|a| a.expect("answered")).collect())
+    }
+
+    async fn reserve(&self, queues: &[String], now: DateTime<Utc>) -> Result<Option<Reserved>> {
+        Ok(self.reserve_batch(queues, 1, now).await?.pop())
+    }
+
+    async fn reserve_many(
+        &self,
+        queues: &[String],
+        max: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Reserved>> {
+        self.reserve_batch(queues, max, now).await
+    }
+
+    async fn delete(&self, job: &Reserved) -> Result<()> {
+        let k = self.keys(&job.queue);
+        let mut c = self.conn.clone();
+        let _: i64 = self
+            .scripts
+            .delete
+            .key(&k.reserved)
+            .key(&k.payloads)
+            .key(&k.attempts)
+            .arg(&job.handle)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    async fn release(&self, job: &Reserved, delay: Duration, now: DateTime<Utc>) -> Result<()> {
+        let k = self.keys(&job.queue);
+        let mut c = self.conn.clone();
+        let _: i64 = self
+            .scripts
+            .release
+            .key(&k.ready)
+            .key(&k.reserved)
+            .key(&k.delayed)
+            .key(&k.payloads)
+            .arg(&job.handle)
+            .arg(now.timestamp_millis())
+            .arg(delay.as_millis() as i64)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    async fn unlock(&self, queue: &str, key: &str, owner: &str) -> Result<bool> {
+        let k = self.keys(queue);
+        let mut c = self.conn.clone();
+        let n: i64 = self
+            .scripts
+            .unlock
+            .key(format!("{}{key}", k.lock_prefix))
+            .arg(owner)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn force_unlock(&self, key: &str) -> Result<bool> {
+        let mut c = self.conn.clone();
+        let mut found = false;
+        for full in self.lock_keys().await? {
+            if self.lock_name(&full).as_deref() == Some(key) {
+                let n: i64 = c.del(&full).await?;
+                found |= n > 0;
+            }
+        }
+        Ok(found)
+    }
+
+    async fn locks(&self, prefix: &str, now: DateTime<Utc>) -> Result<Vec<LockInfo>> {
+        let keys = self.lock_keys().await?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.conn.clone();
+        let values: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut c).await?;
+        let t = now.timestamp_millis();
+        let mut out: Vec<LockInfo> = keys
+            .iter()
+            .zip(values)
+            .filter_map(|(full, v)| {
+                let name = self.lock_name(full)?;
+                let (owner, exp) = v?
+                    .split_once('|')
+                    .map(|(o, e)| (o.to_string(), e.parse::<i64>().ok()))?;
+                let exp = exp?;
+                (name.starts_with(prefix) && exp > t).then(|| LockInfo {
+                    key: name,
+                    owner,
+                    expires_at: DateTime::from_timestamp_millis(exp).unwrap_or_default(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn depths(&self, now: DateTime<Utc>) -> Result<Vec<QueueDepth>> {
+        let t = now.timestamp_millis();
+        let mut c = self.conn.clone();
+        let mut out = Vec::new();
+        for queue in self.all_queues().await? {
+            let k = self.keys(&queue);
+            let (ready, reserved, due, delayed): (u64, u64, u64, u64) = redis::pipe()
+                .llen(&k.ready)
+                .zcard(&k.reserved)
+                .zcount(&k.delayed, "-inf", t)
+                .zcount(&k.delayed, format!("({t}"), "+inf")
+                .query_async(&mut c)
+                .await?;
+            out.push(QueueDepth {
+                queue,
+                pending: ready + due,
+                reserved,
+                delayed,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn purge(&self) -> Result<()> {
+        let mut c = self.conn.clone();
+        for queue in self.all_queues().await? {
+            let k = self.keys(&queue);
+            let _: () = redis::pipe()
+                .del(&k.ready)
+                .del(&k.reserved)
+                .del(&k.delayed)
+                .del(&k.payloads)
+                .del(&k.attempts)
+                .del(&k.notify)
+                .query_async(&mut c)
+                .await?;
+        }
+        for full in self.lock_keys().await? {
+            let _: i64 = c.del(&full).await?;
+        }
+        Ok(())
+    }
+
+    async fn wait_for_work(&self, queues: &[String], max: Duration) -> Result<bool> {
+        let mut guard = self.blocking.lock().await;
+        let keys: Vec<Keys> = queues.iter().map(|q| self.keys(q)).collect();
+        // Someone may have left work while this caller waited for the blocking connection.
+        let mut c = self.conn.clone();
+        for k in &keys {
+            let n: u64 = c.llen(&k.ready).await?;
+            if n > 0 {
+                return Ok(true);
+            }
+        }
+        if guard.is_none() {
+            *guard = Some(self.client.get_multiplexed_async_connection().await?);
+        }
+        let conn = guard.as_mut().expect("connected");
+        let notify: Vec<&str> = keys.iter().map(|k| k.notify.as_str()).collect();
+        let secs = max.as_secs_f64().max(0.01);
+        let _: Option<(String, String)> = redis::cmd("BLPOP")
+            .arg(&notify)
+            .arg(secs)
+            .query_async(conn)
+            .await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,45 @@
+-- Enqueue a chunk of jobs on one queue, taking each unique lock atomically with its job.
+-- KEYS[1] ready list (job uuids)   KEYS[2] delayed zset (uuid -> available_at ms)
+-- KEYS[3] payload hash (uuid -> payload)   KEYS[4] notify list (wakes blocked workers)
+-- ARGV[1] now (ms, from conecta's clock)   ARGV[2] lock key prefix (same hash tag as KEYS)
+-- then 5 per job: uuid, payload, available_at ms, unique key ('' if none), lock expiry ms
+-- Returns one 1 (stored) or 0 (duplicate: its key is held and unexpired) per job, in order.
+-- Guarantees: a held, unexpired lock is never taken twice; a job is stored iff its lock (if
+-- any) was taken; expiry is compared with ARGV[1], not the server's clock.
+local now = tonumber(ARGV[1])
+local out = {}
+local ready = 0
+for i = 3, #ARGV, 5 do
+  local uuid, payload = ARGV[i], ARGV[i + 1]
+  local available, key, expires = tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
+  local stored = 1
+  if key ~= '' then
+    local lock = ARGV[2] .. key
+    local held = redis.call('get', lock)
+    if held then
+      local sep = string.find(held, '|', 1, true)
+      if sep and tonumber(string.sub(held, sep + 1)) > now then
+        stored = 0
+      end
+    end
+    if stored == 1 then
+      -- The server-side expiry is only garbage collection, a day after the real deadline.
+      redis.call('set', lock, uuid .. '|' .. expires, 'PX', math.max(expires - now, 0) + 86400000)
+    end
+  end
+  if stored == 1 then
+    redis.call('hset', KEYS[3], uuid, payload)
+    if available > now then
+      redis.call('zadd', KEYS[2], available, uuid)
+    else
+      redis.call('rpush', KEYS[1], uuid)
+      ready = ready + 1
+    end
+  end
+  out[#out + 1] = stored
+end
+if ready > 0 then
+  redis.call('rpush', KEYS[4], '1')
+  redis.call('ltrim', KEYS[4], 0, 63)
+end
+return out

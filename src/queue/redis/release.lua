@@ -1,0 +1,17 @@
+-- Put a reserved job back for a retry.
+-- KEYS[1] ready list   KEYS[2] reserved zset   KEYS[3] delayed zset   KEYS[4] payload hash
+-- ARGV[1] uuid   ARGV[2] now (ms)   ARGV[3] delay (ms)
+-- Guarantees: the job leaves the reserved set and becomes ready (or delayed) in one step;
+-- a job already deleted is not resurrected.
+if redis.call('hexists', KEYS[4], ARGV[1]) == 0 then
+  redis.call('zrem', KEYS[2], ARGV[1])
+  return 0
+end
+redis.call('zrem', KEYS[2], ARGV[1])
+local delay = tonumber(ARGV[3])
+if delay > 0 then
+  redis.call('zadd', KEYS[3], tonumber(ARGV[2]) + delay, ARGV[1])
+else
+  redis.call('rpush', KEYS[1], ARGV[1])
+end
+return 1

@@ -1,0 +1,391 @@
+//! The runtime: one job's life from reservation to a terminal state, the same on every driver.
+//!
+//! Order matters for "no job ever lost": a final failure is written to `failed_jobs` *before*
+//! the job leaves the queue, so a crash in between leaves a duplicate to clean up, never a
+//! hole. Unique locks are released on every terminal path as the job's `unique_until` says.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use futures::FutureExt;
+use serde_json::Value;
+
+use super::{
+    Enqueued, Envelope, JobContext, JobError, NewJob, Queue, QueueError, Registry, Reserved,
+    UniqueUntil,
+};
+use crate::clock::SharedClock;
+use crate::store::{Db, batches, failed_jobs};
+
+/// What a worker applies when the job does not say.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    /// Attempts allowed (`--tries`); 0 means unlimited.
+    pub tries: u32,
+    /// Seconds a run may take (`--timeout`).
+    pub timeout: u64,
+    /// Seconds before a retry when the job has no backoff list (`--backoff`).
+    pub backoff: u64,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            tries: 1,
+            timeout: 60,
+            backoff: 0,
+        }
+    }
+}
+
+/// How one processed job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its handler succeeded; it left the queue.
+    Succeeded,
+    /// It goes back to the queue, runnable again after this delay.
+    Released(Duration),
+    /// It is in `failed_jobs` with this exception.
+    Failed(String),
+    /// Its batch was cancelled; it left the queue without running.
+    Skipped,
+}
+
+/// A queue, the database, the handlers and the clock, wired together.
+#[derive(Clone)]
+pub struct Runtime {
+    /// The queue driver.
+    pub queue: Arc<dyn Queue>,
+    /// The database (failed jobs, batches, heartbeats).
+    pub db: Db,
+    /// The handlers.
+    pub registry: Arc<Registry>,
+    /// The clock.
+    pub clock: SharedClock,
+}
+
+/// Runtime errors: the queue or the database failed.
+pub type Result<T> = std::result::Result<T, QueueError>;
+
+impl Runtime {
+    /// Enqueues one job. On the `sync` connection it also runs it right away.
+    pub async fn dispatch(&self, job: NewJob) -> Result<Enqueued> {
+        let queue = job.queue.clone();
+        let answer = self.queue.enqueue(job, self.clock.now()).await?;
+        if self.queue.connection() == "sync" && !answer.is_duplicate() {
+            self.drain_inline(&queue).await?;
+        }
+        Ok(answer)
+    }
+
+    /// Enqueues a chunk in one round trip.
+    pub async fn dispatch_bulk(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+        let queues: Vec<String> = jobs.iter().map(|j| j.queue.clone()).collect();
+        let answers = self.queue.enqueue_bulk(jobs, self.clock.now()).await?;
+        if self.queue.connection() == "sync" {
+            let mut seen = std::collections::HashSet::new();
+            for q in queues {
+                if seen.insert(q.clone()) {
+                    self.drain_inline(&q).await?;
+                }
+            }
+        }
+        Ok(answers)
+    }
+
+    /// The `sync` connection: each job runs once, inline; a failure goes straight to
+    /// `failed_jobs`, since nothing would keep a retry alive past this process.
+    async fn drain_inline(&self, queue: &str) -> Result<()> {
+        let queues = [queue.to_string()];
+        let defaults = Defaults {
+            tries: 1,
+            ..Defaults::default()
+        };
+        while let Some(job) = self.queue.reserve(&queues, self.clock.now()).await? {
+            self.process(job, &defaults).await?;
+        }
+        Ok(())
+    }
+
+    /// Enqueues `jobs` as one batch, chunk by chunk, counting each chunk in before it is
+    /// enqueued and its duplicates out after; `then` is enqueued once when the batch finishes.
+    /// Returns the batch id and how many jobs were enqueued and how many were duplicates.
+    pub async fn dispatch_batch(
+        &self,
+        name: &str,
+        jobs: Vec<NewJob>,
+        chunk: usize,
+        then: Option<NewJob>,
+        mut progress: impl FnMut(usize),
+    ) -> Result<(String, usize, usize)> {
+        let then = then.map(serde_json::to_value).transpose()?;
+        let id = batches::create(&self.db, name, then, self.clock.now()).await?;
+        let (mut enqueued, mut duplicates) = (0, 0);
+        let mut jobs = jobs;
+        for j in &mut jobs {
+            j.batch_id = Some(id.clone());
+        }
+        for part in jobs.chunks(chunk.max(1)) {
+            batches::add_jobs(&self.db, &id, part.len() as i64).await?;
+            let answers = self.dispatch_bulk(part.to_vec()).await?;
+            let dup = answers.iter().filter(|a| a.is_duplicate()).count();
+            if dup > 0 {
+                batches::add_jobs(&self.db, &id, -(dup as i64)).await?;
+            }
+            enqueued += answers.len() - dup;
+            duplicates += dup;
+            progress(enqueued + duplicates);
+        }
+        if batches::seal(&self.db, &id, self.clock.now()).await? {
+            self.batch_finished(&id).await?;
+        }
+        Ok((id, enqueued, duplicates))
+    }
+
+    async fn batch_finished(&self, id: &str) -> Result<()> {
+        if let Some(batch) = batches::find(&self.db, id).await?
+            && let Some(then) = batch.options.get("then").filter(|v| !v.is_null())
+        {
+            match serde_json::from_value::<NewJob>(then.clone()) {
+                Ok(job) => {
+                    Box::pin(self.dispatch(job)).await?;
+                }
+                Err(e) => tracing::error!(batch = id, error = %e, "batch `then` job is unreadable"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one reserved job and settles it: ack, release for a retry, or fail for good.
+    pub async fn process(&self, job: Reserved, defaults: &Defaults) -> Result<Outcome> {
+        let envelope = match &job.envelope {
+            Ok(e) => e.clone(),
+            Err(why) => {
+                let exception = format!("undecodable job payload: {why}");
+                return self.fail(&job, None, exception).await;
+            }
+        };
+        if let Some(u) = &envelope.unique
+            && u.until == UniqueUntil::Processing
+        {
+            self.queue
+                .unlock(&job.queue, &u.key, &envelope.uuid)
+                .await?;
+        }
+        if let Some(batch_id) = &envelope.batch_id
+            && batches::find(&self.db, batch_id)
+                .await?
+                .is_some_and(|b| b.cancelled_at.is_some())
+        {
+            self.queue.delete(&job).await?;
+            self.release_lock(&job.queue, &envelope).await?;
+            if batches::job_succeeded(&self.db, batch_id, self.clock.now()).await? {
+                self.batch_finished(batch_id).await?;
+            }
+            return Ok(Outcome::Skipped);
+        }
+        let Some(handler) = self.registry.get(&envelope.job) else {
+            let exception = format!(
+                "unknown job \"{}\": no handler is registered under that name",
+                envelope.job
+            );
+            return self.fail(&job, Some(&envelope), exception).await;
+        };
+        let ctx = JobContext {
+            clock: self.clock.clone(),
+            db: self.db.clone(),
+            uuid: envelope.uuid.clone(),
+            attempts: job.attempts,
+            queue: job.queue.clone(),
+        };
+        let timeout = envelope.timeout.unwrap_or(defaults.timeout);
+        let deadline = self.clock.now() + TimeDelta::seconds(timeout as i64);
+        let run = AssertUnwindSafe(handler(ctx, envelope.data.clone())).catch_unwind();
+        let result = tokio::select! {
+            r = run => match r {
+                Ok(r) => r,
+                Err(panic) => Err(JobError::Retry(format!("handler panicked: {}", panic_text(&panic)))),
+            },
+            _ = self.clock.sleep_until(deadline) => {
+                Err(JobError::Retry(format!("timed out after {timeout}s")))
+            }
+        };
+        match result {
+            Ok(()) => {
+                self.queue.delete(&job).await?;
+                self.release_lock(&job.queue, &envelope).await?;
+                if let Some(batch_id) = &envelope.batch_id
+                    && batches::job_succeeded(&self.db, batch_id, self.clock.now()).await?
+                {
+                    self.batch_finished(batch_id).await?;
+                }
+                Ok(Outcome::Succeeded)
+            }
+            Err(JobError::Fail(m)) | Err(JobError::Undecodable(m)) => {
+                self.fail(&job, Some(&envelope), m).await
+            }
+            Err(JobError::Retry(m)) => {
+                let delay = backoff(&envelope, job.attempts, defaults);
+                self.retry_or_fail(&job, &envelope, defaults, delay, m)
+                    .await
+            }
+            Err(JobError::RetryAfter(delay, m)) => {
+                self.retry_or_fail(&job, &envelope, defaults, delay, m)
+                    .await
+            }
+        }
+    }
+
+    async fn retry_or_fail(
+        &self,
+        job: &Reserved,
+        envelope: &Envelope,
+        defaults: &Defaults,
+        delay: Duration,
+        message: String,
+    ) -> Result<Outcome> {
+        let tries = envelope.max_tries.unwrap_or(defaults.tries);
+        if tries > 0 && job.attempts >= tries {
+            let exception = format!(
+                "{message}\n{} failed after {} attempt{} (tries: {tries})",
+                envelope.job,
+                job.attempts,
+                if job.attempts == 1 { "" } else { "s" }
+            );
+            return self.fail(job, Some(envelope), exception).await;
+        }
+        self.queue.release(job, delay, self.clock.now()).await?;
+        Ok(Outcome::Released(delay))
+    }
+
+    /// Moves a job to `failed_jobs`, then out of the queue, then frees its lock and counts
+    /// the failure in its batch.
+    async fn fail(
+        &self,
+        job: &Reserved,
+        envelope: Option<&Envelope>,
+        exception: String,
+    ) -> Result<Outcome> {
+        let uuid = job.uuid();
+        failed_jobs::insert(
+            &self.db,
+            &failed_jobs::NewFailure {
+                uuid: &uuid,
+                connection: self.queue.connection(),
+                queue: &job.queue,
+                payload: &job.raw,
+                exception: &exception,
+            },
+            self.clock.now(),
+        )
+        .await?;
+        self.queue.delete(job).await?;
+        if let Some(u) = job.unique()
+            && u.until != UniqueUntil::Ttl
+        {
+            self.queue.unlock(&job.queue, &u.key, &uuid).await?;
+        }
+        if let Some(batch_id) = envelope.and_then(|e| e.batch_id.as_deref())
+            && batches::job_failed(&self.db, batch_id, &uuid, self.clock.now()).await?
+        {
+            self.batch_finished(batch_id).await?;
+        }
+        tracing::warn!(job = %uuid, queue = %job.queue, "job failed: {}", exception.lines().next().unwrap_or(""));
+        Ok(Outcome::Failed(exception))
+    }
+
+    async fn release_lock(&self, queue: &str, envelope: &Envelope) -> Result<()> {
+        if let Some(u) = &envelope.unique
+            && u.until == UniqueUntil::Processed
+        {
+            self.queue.unlock(queue, &u.key, &envelope.uuid).await?;
+        }
+        Ok(())
+    }
+
+    /// Puts a failed job back on its queue with its attempts reset, and removes it from
+    /// `failed_jobs`. Returns the job's uuid, or `None` if there is no such failed job.
+    pub async fn retry_failed(&self, id: i64) -> Result<Option<String>> {
+        let Some(failed) = failed_jobs::find(&self.db, &id.to_string()).await? else {
+            return Ok(None);
+        };
+        let mut job = match super::decode(&failed.payload) {
+            Ok(e) => NewJob {
+                job: e.job,
+                data: e.data,
+                queue: failed.queue.clone(),
+                delay: 0,
+                tries: e.max_tries,
+                timeout: e.timeout,
+                backoff: e.backoff,
+                // The lock was released when it failed; a retry runs whatever holds it now.
+                unique: None,
+                batch_id: None,
+            },
+            Err(why) => {
+                return Err(QueueError::Invalid(format!(
+                    "failed job {id} cannot be retried: {why}"
+                )));
+            }
+        };
+        job.queue = failed.queue.clone();
+        self.queue.enqueue(job, self.clock.now()).await?;
+        failed_jobs::delete(&self.db, failed.id).await?;
+        Ok(Some(failed.uuid))
+    }
+}
+
+/// The delay before retry number `attempts`: the job's backoff list (the last value repeats),
+/// else the worker's `--backoff`.
+pub fn backoff(envelope: &Envelope, attempts: u32, defaults: &Defaults) -> Duration {
+    let seconds = match &envelope.backoff {
+        Some(list) if !list.is_empty() => {
+            let i = (attempts.max(1) as usize - 1).min(list.len() - 1);
+            list[i]
+        }
+        _ => defaults.backoff,
+    };
+    Duration::from_secs(seconds)
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// A payload given on the command line or in a schedule, parsed as JSON.
+pub fn payload_arg(text: Option<&str>) -> std::result::Result<Value, String> {
+    match text {
+        None => Ok(Value::Object(Default::default())),
+        Some(t) => serde_json::from_str(t).map_err(|e| format!("--payload is not valid JSON: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_with(backoff: Option<Vec<u64>>) -> Envelope {
+        let mut e = NewJob::new("x", Value::Null).envelope(chrono::DateTime::UNIX_EPOCH);
+        e.backoff = backoff;
+        e
+    }
+
+    #[test]
+    fn backoff_walks_the_list_and_repeats_the_last() {
+        let d = Defaults::default();
+        let e = env_with(Some(vec![10, 60, 300]));
+        let secs: Vec<u64> = (1..=5).map(|a| backoff(&e, a, &d).as_secs()).collect();
+        assert_eq!(secs, [10, 60, 300, 300, 300]);
+        let none = env_with(None);
+        assert_eq!(
+            backoff(&none, 3, &Defaults { backoff: 7, ..d }).as_secs(),
+            7
+        );
+    }
+}

@@ -1,0 +1,344 @@
+//! The worker loop (`conecta worker`): `--concurrency` slots, each reserving from the queues in
+//! priority order and handing jobs to the runtime, until a stop condition.
+//!
+//! Stopping is always graceful: a stop (signal, `queue restart`, `--max-time`, `--max-jobs`,
+//! `--memory`, `--stop-when-empty`) stops reservations; every job in hand is finished and
+//! settled before `run` returns. A worker must never abandon a reserved job on purpose.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::Notify;
+use tracing::Instrument;
+
+use super::runtime::{Defaults, Outcome};
+use super::{QueueError, Runtime};
+use crate::store::heartbeats::{self, Heartbeat};
+
+/// `conecta worker` flags (Laravel's meanings).
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Queues in priority order (`--queue high,default`).
+    pub queues: Vec<String>,
+    /// How long to wait when there is no job (`--sleep`).
+    pub sleep: Duration,
+    /// Tries, timeout and backoff when the job does not say.
+    pub defaults: Defaults,
+    /// Exit after this long (`--max-time`).
+    pub max_time: Option<Duration>,
+    /// Exit after this many jobs (`--max-jobs`).
+    pub max_jobs: Option<u64>,
+    /// Exit when resident memory exceeds this many MB (`--memory`).
+    pub memory_mb: Option<u64>,
+    /// Jobs run at once (`--concurrency`).
+    pub concurrency: usize,
+    /// Exit when the queues are empty (`--stop-when-empty`).
+    pub stop_when_empty: bool,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            queues: vec!["default".into()],
+            sleep: Duration::from_secs(3),
+            defaults: Defaults {
+                tries: 1,
+                timeout: 60,
+                backoff: 0,
+            },
+            max_time: None,
+            max_jobs: None,
+            memory_mb: None,
+            concurrency: 1,
+            stop_when_empty: false,
+        }
+    }
+}
+
+/// Why a worker stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// SIGTERM/SIGINT or the caller's stop handle.
+    Signal,
+    /// `conecta queue restart`.
+    Restart,
+    /// `--max-time` reached.
+    MaxTime,
+    /// `--max-jobs` reached.
+    MaxJobs,
+    /// `--memory` exceeded.
+    Memory,
+    /// `--stop-when-empty` and nothing left.
+    Empty,
+}
+
+impl StopReason {
+    /// A phrase for the log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StopReason::Signal => "stop signal",
+            StopReason::Restart => "queue restart",
+            StopReason::MaxTime => "--max-time reached",
+            StopReason::MaxJobs => "--max-jobs reached",
+            StopReason::Memory => "--memory exceeded",
+            StopReason::Empty => "queues empty (--stop-when-empty)",
+        }
+    }
+}
+
+/// Asks a running worker to stop after the jobs in hand.
+#[derive(Clone, Default)]
+pub struct StopHandle {
+    inner: Arc<StopState>,
+}
+
+#[derive(Default)]
+struct StopState {
+    stopped: AtomicBool,
+    reason: std::sync::Mutex<Option<StopReason>>,
+    notify: Notify,
+}
+
+impl StopHandle {
+    /// Stops with `reason` (the first reason given wins).
+    pub fn stop(&self, reason: StopReason) {
+        let mut r = self.inner.reason.lock().expect("stop reason");
+        if r.is_none() {
+            *r = Some(reason);
+        }
+        self.inner.stopped.store(true, Ordering::SeqCst);
+        self.inner.notify.notify_waiters();
+    }
+
+    /// True once stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.stopped.load(Ordering::SeqCst)
+    }
+
+    fn reason(&self) -> StopReason {
+        self.inner
+            .reason
+            .lock()
+            .expect("stop reason")
+            .unwrap_or(StopReason::Signal)
+    }
+
+    async fn stopped(&self) {
+        loop {
+            let notified = self.inner.notify.notified();
+            if self.is_stopped() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Resident memory of this process in MB (Linux; 0 where unknown).
+pub fn rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * 4096 / (1024 * 1024))
+        .unwrap_or(0)
+}
+
+/// What a finished worker did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Why it stopped.
+    pub reason: StopReason,
+    /// Jobs it settled (succeeded, released, failed or skipped).
+    pub processed: u64,
+}
+
+/// Runs a worker until a stop condition; every job in hand is settled before it returns.
+pub async fn run(
+    rt: Runtime,
+    opts: WorkerOptions,
+    stop: StopHandle,
+) -> Result<Summary, QueueError> {
+    let started = rt.clock.now();
+    let id = uuid::Uuid::now_v7().to_string();
+    let restart_at_start = heartbeats::read_signal(&rt.db, "restart").await?;
+    let processed = Arc::new(AtomicU64::new(0));
+    let claimed = Arc::new(AtomicU64::new(0));
+    let idle = Arc::new(AtomicU64::new(0));
+    let template = Heartbeat {
+        id: id.clone(),
+        host: gethostname::gethostname().to_string_lossy().into_owned(),
+        pid: std::process::id() as i64,
+        connection: rt.queue.connection().to_string(),
+        queues: opts.queues.join(","),
+        started_at: started,
+        last_seen_at: started,
+        jobs_processed: 0,
+        status: String::new(),
+    };
+    let beat = move |status: &str, now: DateTime<Utc>, done: u64| Heartbeat {
+        last_seen_at: now,
+        jobs_processed: done as i64,
+        status: status.to_string(),
+        ..template.clone()
+    };
+    heartbeats::beat(&rt.db, &beat("running", started, 0)).await?;
+    tracing::info!(worker = %id, queues = %opts.queues.join(","), concurrency = opts.concurrency, connection = rt.queue.connection(), "worker started");
+
+    let mut slots = Vec::new();
+    for _ in 0..opts.concurrency.max(1) {
+        let rt = rt.clone();
+        let opts = opts.clone();
+        let stop = stop.clone();
+        let processed = processed.clone();
+        let claimed = claimed.clone();
+        let idle = idle.clone();
+        slots.push(tokio::spawn(async move {
+            slot(rt, opts, stop, processed, claimed, idle).await
+        }));
+    }
+
+    // Housekeeping on real time: heartbeats, restart signal, max-time and memory.
+    let housekeeping = {
+        let rt = rt.clone();
+        let stop = stop.clone();
+        let opts = opts.clone();
+        let processed = processed.clone();
+        let beat = beat.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            let mut n: u64 = 0;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.stopped() => return,
+                }
+                n += 1;
+                let now = rt.clock.now();
+                if let Some(max) = opts.max_time
+                    && now - started >= TimeDelta::from_std(max).unwrap_or(TimeDelta::MAX)
+                {
+                    stop.stop(StopReason::MaxTime);
+                }
+                if let Some(mb) = opts.memory_mb
+                    && rss_mb() > mb
+                {
+                    stop.stop(StopReason::Memory);
+                }
+                match heartbeats::read_signal(&rt.db, "restart").await {
+                    Ok(v) if v != restart_at_start => stop.stop(StopReason::Restart),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot read the restart signal"),
+                }
+                if n.is_multiple_of(4)
+                    && let Err(e) = heartbeats::beat(
+                        &rt.db,
+                        &beat("running", now, processed.load(Ordering::SeqCst)),
+                    )
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot write the worker heartbeat");
+                }
+            }
+        }
+    };
+    let housekeeping = tokio::spawn(housekeeping);
+
+    let mut first_error = None;
+    for s in slots {
+        match s.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                stop.stop(StopReason::Signal);
+                first_error.get_or_insert(e);
+            }
+            Err(join) => {
+                stop.stop(StopReason::Signal);
+                tracing::error!(error = %join, "worker slot panicked");
+            }
+        }
+    }
+    stop.stop(StopReason::Signal);
+    let _ = housekeeping.await;
+    let done = processed.load(Ordering::SeqCst);
+    heartbeats::beat(&rt.db, &beat("stopped", rt.clock.now(), done)).await?;
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let reason = stop.reason();
+    tracing::info!(worker = %id, processed = done, "worker stopped: {}", reason.describe());
+    Ok(Summary {
+        reason,
+        processed: done,
+    })
+}
+
+async fn slot(
+    rt: Runtime,
+    opts: WorkerOptions,
+    stop: StopHandle,
+    processed: Arc<AtomicU64>,
+    claimed: Arc<AtomicU64>,
+    idle: Arc<AtomicU64>,
+) -> Result<(), QueueError> {
+    let slots = opts.concurrency.max(1) as u64;
+    while !stop.is_stopped() {
+        if let Some(max) = opts.max_jobs
+            && claimed.fetch_add(1, Ordering::SeqCst) >= max
+        {
+            stop.stop(StopReason::MaxJobs);
+            break;
+        }
+        let job = rt.queue.reserve(&opts.queues, rt.clock.now()).await?;
+        let Some(job) = job else {
+            if opts.max_jobs.is_some() {
+                claimed.fetch_sub(1, Ordering::SeqCst);
+            }
+            if opts.stop_when_empty {
+                // Stop once every slot has found the queues empty in a row.
+                if idle.fetch_add(1, Ordering::SeqCst) + 1 >= slots {
+                    stop.stop(StopReason::Empty);
+                }
+                tokio::task::yield_now().await;
+                if stop.is_stopped() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                idle.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            let waited = tokio::select! {
+                r = rt.queue.wait_for_work(&opts.queues, opts.sleep) => r?,
+                _ = stop.stopped() => break,
+            };
+            if !waited {
+                let until = rt.clock.now()
+                    + TimeDelta::from_std(opts.sleep).unwrap_or(TimeDelta::seconds(3));
+                tokio::select! {
+                    _ = rt.clock.sleep_until(until) => {}
+                    _ = stop.stopped() => break,
+                }
+            }
+            continue;
+        };
+        let span = tracing::info_span!("job", queue = %job.queue, uuid = %job.uuid(), attempt = job.attempts);
+        let outcome = rt
+            .process(job, &opts.defaults)
+            .instrument(span.clone())
+            .await?;
+        let _guard = span.enter();
+        match &outcome {
+            Outcome::Failed(e) => tracing::warn!("failed: {}", e.lines().next().unwrap_or("")),
+            Outcome::Released(d) => tracing::info!(retry_in = ?d, "released for retry"),
+            Outcome::Succeeded | Outcome::Skipped => tracing::debug!(?outcome, "done"),
+        }
+        processed.fetch_add(1, Ordering::SeqCst);
+        if let Some(mb) = opts.memory_mb
+            && rss_mb() > mb
+        {
+            stop.stop(StopReason::Memory);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! The database: pools for SQLite, PostgreSQL and MySQL/MariaDB, migrations, and the SQL of
+//! everything that must not be lost (failed jobs, batches, locks, worker heartbeats).
+//!
+//! Nothing outside `store/` (and the database queue driver, which is a store of jobs) writes
+//! SQL. Every instant written or compared comes from the caller's clock as a parameter; no
+//! query uses the database's `NOW()`, so time-travel tests hold.
+
+pub mod batches;
+pub mod failed_jobs;
+pub mod heartbeats;
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("migrations/mysql");
+
+/// Which database a pool talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (the embedded default).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+}
+
+/// A connection pool to one of the three databases.
+#[derive(Debug, Clone)]
+pub enum Db {
+    /// SQLite.
+    Sqlite(SqlitePool),
+    /// PostgreSQL.
+    Postgres(PgPool),
+    /// MySQL or MariaDB.
+    MySql(MySqlPool),
+}
+
+/// Runs the same code against whichever pool `db` holds. The body sees `$pool` as the
+/// concrete pool type, so sqlx's generic query API works unchanged on all three.
+#[macro_export]
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+            $crate::store::Db::MySql($pool) => $body,
+        }
+    };
+}
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database said no.
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL names no supported database.
+    #[error("unsupported database URL {0:?}: expected sqlite:, postgres:// or mysql://")]
+    Url(String),
+}
+
+/// Store result.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+impl Db {
+    /// Opens a pool for `url` (`sqlite:PATH`, `postgres://…`, `mysql://…`). A SQLite file and
+    /// its folder are created if missing, in WAL mode.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = path.trim_start_matches("//");
+            if let Some(parent) = std::path::Path::new(path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            let options = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .connect_with(options)
+                .await?;
+            Ok(Db::Sqlite(pool))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .connect_with(options)
+                .await?;
+            Ok(Db::Postgres(pool))
+        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            let options =
+                MySqlConnectOptions::from_str(&url.replacen("mariadb://", "mysql://", 1))?;
+            let pool = MySqlPoolOptions::new()
+                .max_connections(max_connections)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        // No gap locks: concurrent unique enqueues must not deadlock.
+                        conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                            .await?;
+                        conn.execute("SET time_zone = '+00:00'").await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(options)
+                .await?;
+            Ok(Db::MySql(pool))
+        } else {
+            Err(StoreError::Url(url.to_string()))
+        }
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+            Db::MySql(_) => Backend::MySql,
+        }
+    }
+
+    /// Applies every migration not yet applied; returns how many ran.
+    pub async fn migrate(&self) -> Result<usize> {
+        let (migrator, applied_before) = match self {
+            Db::Sqlite(p) => (&SQLITE_MIGRATIONS, applied(p).await),
+            Db::Postgres(p) => (&POSTGRES_MIGRATIONS, applied(p).await),
+            Db::MySql(p) => (&MYSQL_MIGRATIONS, applied(p).await),
+        };
+        match self {
+            Db::Sqlite(p) => migrator.run(p).await?,
+            Db::Postgres(p) => migrator.run(p).await?,
+            Db::MySql(p) => migrator.run(p).await?,
+        }
+        Ok(migrator.iter().count().saturating_sub(applied_before))
+    }
+
+    /// Rewrites `?` placeholders into `$1, $2, …` on PostgreSQL; SQL is written once with `?`.
+    pub fn sql<'a>(&self, query: &'a str) -> Cow<'a, str> {
+        placeholders(self.backend(), query)
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        on_pool!(self, p => p.close().await)
+    }
+}
+
+async fn applied<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> usize
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Connection: sqlx::migrate::Migrate,
+{
+    use sqlx::migrate::Migrate;
+    let Ok(mut conn) = pool.acquire().await else {
+        return 0;
+    };
+    match conn.list_applied_migrations().await {
+        Ok(list) => list.len(),
+        Err(_) => 0,
+    }
+}
+
+/// Runs `attempt` again when the database reports a deadlock, a serialization failure or a
+/// busy SQLite file: those mean "try again", not "this is wrong".
+pub async fn retrying<T, F, Fut>(mut attempt: F) -> std::result::Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, sqlx::Error>>,
+{
+    let mut tries = 0u32;
+    loop {
+        match attempt().await {
+            Err(sqlx::Error::Database(e)) if tries < 20 && is_transient(e.code().as_deref()) => {
+                tries += 1;
+                tokio::task::yield_now().await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_transient(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("40001" | "40P01" | "1213" | "1205" | "5" | "6" | "261" | "517")
+    )
+}
+
+/// `?` → `$n` for PostgreSQL, skipping quoted text.
+pub fn placeholders(backend: Backend, query: &str) -> Cow<'_, str> {
+    if backend != Backend::Postgres || !query.contains('?') {
+        return Cow::Borrowed(query);
+    }
+    let mut out = String::with_capacity(query.len() + 16);
+    let mut n = 0;
+    let mut quoted = false;
+    for ch in query.chars() {
+        match ch {
+            '\'' => {
+                quoted = !quoted;
+                out.push(ch);
+            }
+            '?' if !quoted => {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(ch),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A comma-separated list of `count` groups of `width` placeholders: `(?, ?), (?, ?)`.
+pub fn value_groups(count: usize, width: usize) -> String {
+    let group = format!("({})", vec!["?"; width].join(", "));
+    vec![group; count].join(", ")
+}
+
+/// `count` placeholders separated by commas, for `IN (…)`.
+pub fn in_list(count: usize) -> String {
+    vec!["?"; count].join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres_only() {
+        let q = "SELECT 1 FROM t WHERE a = ? AND b = '?' AND c = ?";
+        assert_eq!(placeholders(Backend::Sqlite, q), q);
+        assert_eq!(
+            placeholders(Backend::Postgres, q),
+            "SELECT 1 FROM t WHERE a = $1 AND b = '?' AND c = $2"
+        );
+        assert_eq!(value_groups(2, 3), "(?, ?, ?), (?, ?, ?)");
+    }
+}

@@ -1,0 +1,225 @@
+//! Test support: a fresh, migrated store and queue per test on each backend, reading service
+//! URLs from the environment. Without a URL a test skips loudly; with `CI=true` a missing
+//! service is a failure, never a skip.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use conecta::clock::ManualClock;
+use conecta::queue::database::DatabaseQueue;
+use conecta::queue::memory::MemoryQueue;
+use conecta::queue::redis::RedisQueue;
+use conecta::queue::{JobContext, JobError, Queue, Registry, Runtime};
+use conecta::store::Db;
+use serde::Deserialize;
+
+pub const RETRY_AFTER: u64 = 90;
+
+/// Where a test's jobs went: handlers append here.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub seen: Arc<Mutex<Vec<u64>>>,
+    pub flaky_failures_left: Arc<Mutex<u32>>,
+}
+
+impl Recorder {
+    pub fn seen(&self) -> Vec<u64> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+#[derive(Deserialize)]
+struct N {
+    n: u64,
+}
+
+pub struct Harness {
+    pub name: &'static str,
+    pub rt: Runtime,
+    pub clock: ManualClock,
+    pub db: Db,
+    pub recorder: Recorder,
+    _dir: tempfile::TempDir,
+    cleanup: Option<(String, String)>,
+}
+
+pub fn start() -> DateTime<Utc> {
+    "2026-11-27T10:00:00Z".parse().unwrap()
+}
+
+/// The service URL in `var`, or `None` (a loud skip) outside CI.
+pub fn service_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!("{var} is not set, and CI=true: a missing service is a failure in CI")
+        }
+        _ => {
+            eprintln!(
+                "SKIPPED: {var} is not set; export it to run this test against the real service"
+            );
+            None
+        }
+    }
+}
+
+fn registry(rec: &Recorder) -> Registry {
+    let mut r = Registry::standard();
+    let seen = rec.seen.clone();
+    r.register("test:record", move |_ctx: JobContext, p: N| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(p.n);
+            Ok(())
+        }
+    });
+    let seen = rec.seen.clone();
+    let left = rec.flaky_failures_left.clone();
+    r.register("test:flaky", move |_ctx: JobContext, p: N| {
+        let seen = seen.clone();
+        let left = left.clone();
+        async move {
+            let mut l = left.lock().unwrap();
+            if *l > 0 {
+                *l -= 1;
+                return Err(JobError::Retry(format!(
+                    "flaky job {} failed on purpose",
+                    p.n
+                )));
+            }
+            seen.lock().unwrap().push(p.n);
+            Ok(())
+        }
+    });
+    r.register("test:fail", |_ctx: JobContext, p: N| async move {
+        Err(JobError::Retry(format!("job {} always fails", p.n)))
+    });
+    r
+}
+
+async fn sqlite_db(dir: &tempfile::TempDir) -> Db {
+    let url = format!("sqlite:{}", dir.path().join("t.sqlite").display());
+    let db = Db::connect(&url, 8).await.expect("sqlite");
+    db.migrate().await.expect("migrate sqlite");
+    db
+}
+
+/// A fresh harness on `backend`: memory, sqlite, postgres, mysql or redis.
+pub async fn harness(backend: &'static str) -> Option<Harness> {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(start());
+    let recorder = Recorder::default();
+    let retry_after = Duration::from_secs(RETRY_AFTER);
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let mut cleanup = None;
+    let (db, queue): (Db, Arc<dyn Queue>) = match backend {
+        "memory" => {
+            let db = sqlite_db(&dir).await;
+            (db, Arc::new(MemoryQueue::new(retry_after)))
+        }
+        "sqlite" => {
+            let db = sqlite_db(&dir).await;
+            (db.clone(), Arc::new(DatabaseQueue::new(db, retry_after)))
+        }
+        "postgres" => {
+            let base = service_url("CONECTA_TEST_POSTGRES_URL")?;
+            let admin = Db::connect(&base, 1).await.expect("postgres reachable");
+            let schema = format!("t_{tag}");
+            if let Db::Postgres(p) = &admin {
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(p)
+                    .await
+                    .unwrap();
+            }
+            admin.close().await;
+            let sep = if base.contains('?') { '&' } else { '?' };
+            let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+            let db = Db::connect(&url, 16).await.expect("postgres");
+            db.migrate().await.expect("migrate postgres");
+            cleanup = Some((base, format!("DROP SCHEMA {schema} CASCADE")));
+            (db.clone(), Arc::new(DatabaseQueue::new(db, retry_after)))
+        }
+        "mysql" => {
+            let base = service_url("CONECTA_TEST_MYSQL_URL")?;
+            let admin = Db::connect(&base, 1).await.expect("mysql reachable");
+            let name = format!("t_{tag}");
+            if let Db::MySql(p) = &admin {
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(p)
+                    .await
+                    .unwrap();
+            }
+            admin.close().await;
+            let root = base.rsplit_once('/').map(|(r, _)| r).unwrap_or(&base);
+            let db = Db::connect(&format!("{root}/{name}"), 16)
+                .await
+                .expect("mysql");
+            db.migrate().await.expect("migrate mysql");
+            cleanup = Some((base, format!("DROP DATABASE {name}")));
+            (db.clone(), Arc::new(DatabaseQueue::new(db, retry_after)))
+        }
+        "redis" => {
+            let url = service_url("CONECTA_TEST_REDIS_URL")?;
+            let db = sqlite_db(&dir).await;
+            let q = RedisQueue::connect(&url, &format!("conecta-test:{tag}:"), retry_after)
+                .await
+                .expect("redis reachable");
+            (db, Arc::new(q))
+        }
+        other => panic!("unknown backend {other}"),
+    };
+    let rt = Runtime {
+        queue,
+        db: db.clone(),
+        registry: Arc::new(registry(&recorder)),
+        clock: Arc::new(clock.clone()),
+    };
+    Some(Harness {
+        name: backend,
+        rt,
+        clock,
+        db,
+        recorder,
+        _dir: dir,
+        cleanup,
+    })
+}
+
+impl Harness {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now_utc()
+    }
+
+    /// Drops what the test created on shared servers.
+    pub async fn finish(self) {
+        let _ = self.rt.queue.purge().await;
+        self.db.close().await;
+        if let Some((base, sql)) = self.cleanup
+            && let Ok(admin) = Db::connect(&base, 1).await
+        {
+            match &admin {
+                Db::Postgres(p) => {
+                    let _ = sqlx::query(&sql).execute(p).await;
+                }
+                Db::MySql(p) => {
+                    let _ = sqlx::query(&sql).execute(p).await;
+                }
+                Db::Sqlite(_) => {}
+            }
+            admin.close().await;
+        }
+    }
+}
+
+pub trait NowUtc {
+    fn now_utc(&self) -> DateTime<Utc>;
+}
+
+impl NowUtc for ManualClock {
+    fn now_utc(&self) -> DateTime<Utc> {
+        use conecta::clock::Clock;
+        self.now()
+    }
+}
