@@ -204,3 +204,20 @@ mod tests {
         assert!(clock.now() >= at("2026-03-08T07:00:00Z"));
     }
 }
+
+/// Measures real elapsed time, for benchmarks and progress reports only: logic that decides
+/// anything reads a [`Clock`] instead.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch(Instant);
+
+impl Stopwatch {
+    /// Starts measuring now.
+    pub fn start() -> Self {
+        Self(Instant::now())
+    }
+
+    /// Real time since the start.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.0.elapsed()
+    }
+}

@@ -61,6 +61,209 @@ pub enum Command {
     /// Inspect, validate and simulate the schedule file.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Run a queue worker (Laravel's queue:work flags).
+    Worker(WorkerArgs),
+    /// Enqueue one job by hand; prints its id, or "duplicate".
+    Dispatch(DispatchArgs),
+    /// Failed jobs, restarts and queue depth.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// Unique-job locks.
+    #[command(subcommand)]
+    Locks(LocksCommand),
+    /// Fan-out batches and their progress.
+    #[command(subcommand)]
+    Batch(BatchCommand),
+    /// The database.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Standard workloads against the configured queue; one `RESULT key=value …` line each.
+    Bench(BenchArgs),
+}
+
+/// `conecta worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Queues in priority order.
+    #[arg(long, default_value = "default", value_delimiter = ',')]
+    pub queue: Vec<String>,
+    /// Seconds to wait when there is no job.
+    #[arg(long, default_value_t = 3.0)]
+    pub sleep: f64,
+    /// Attempts per job when the job does not say (0 = unlimited).
+    #[arg(long, default_value_t = 1)]
+    pub tries: u32,
+    /// Seconds a job may run when the job does not say.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Seconds before a retry when the job has no backoff list.
+    #[arg(long, default_value_t = 0)]
+    pub backoff: u64,
+    /// Exit after this many seconds (0 = never).
+    #[arg(long, default_value_t = 0)]
+    pub max_time: u64,
+    /// Exit after this many jobs (0 = never).
+    #[arg(long, default_value_t = 0)]
+    pub max_jobs: u64,
+    /// Exit when resident memory exceeds this many MB.
+    #[arg(long, default_value_t = 128)]
+    pub memory: u64,
+    /// Jobs run at once in this process.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Exit when the queues are empty.
+    #[arg(long)]
+    pub stop_when_empty: bool,
+}
+
+/// `conecta dispatch`.
+#[derive(Debug, Args)]
+pub struct DispatchArgs {
+    /// The job name, e.g. diagnostics:noop.
+    pub job: String,
+    /// The payload, as JSON.
+    #[arg(long)]
+    pub payload: Option<String>,
+    /// The queue.
+    #[arg(long, default_value = "default")]
+    pub queue: String,
+    /// Run no sooner than this (e.g. 30s, 15m).
+    #[arg(long)]
+    pub delay: Option<String>,
+    /// Unique key: a second job with a held key is a duplicate.
+    #[arg(long, requires = "unique_for")]
+    pub unique_key: Option<String>,
+    /// How long the unique lock lives at most (e.g. 1h).
+    #[arg(long, requires = "unique_key")]
+    pub unique_for: Option<String>,
+    /// When the lock is released: processed, processing or ttl.
+    #[arg(long, default_value = "processed")]
+    pub unique_until: String,
+    /// Attempts allowed.
+    #[arg(long)]
+    pub tries: Option<u32>,
+    /// Seconds a run may take.
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// Backoff list in seconds, e.g. 10,60,300.
+    #[arg(long, value_delimiter = ',')]
+    pub backoff: Option<Vec<u64>>,
+}
+
+/// `conecta queue …`
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Failed jobs: id, queue, job, failed_at, first line of the exception.
+    Failed {
+        /// table or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Put a failed job (or all) back on its queue.
+    Retry {
+        /// A failed job id, or "all".
+        id: String,
+    },
+    /// Delete one failed job.
+    Forget {
+        /// The failed job id.
+        id: String,
+    },
+    /// Delete every failed job.
+    Flush,
+    /// Every worker exits gracefully after its current job.
+    Restart,
+    /// Depth per queue, reserved, delayed, failed in the last hour, live workers.
+    Status {
+        /// table or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+}
+
+/// `conecta locks …`
+#[derive(Debug, Subcommand)]
+pub enum LocksCommand {
+    /// Held unique locks: key, owner job, expiry.
+    List {
+        /// Only keys starting with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// table or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Free one lock.
+    Release {
+        /// The key.
+        key: String,
+    },
+}
+
+/// `conecta batch …`
+#[derive(Debug, Subcommand)]
+pub enum BatchCommand {
+    /// Recent batches with progress.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// table or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// One batch.
+    Show {
+        /// Batch id.
+        id: String,
+        /// table or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Cancel a batch: its remaining jobs are skipped.
+    Cancel {
+        /// Batch id.
+        id: String,
+    },
+}
+
+/// `conecta db …`
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply migrations for the configured database.
+    Migrate,
+}
+
+/// Which standard workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// Bulk enqueue in chunks.
+    Enqueue,
+    /// One worker process draining the queue.
+    Drain,
+    /// Unique jobs enqueued twice.
+    Unique,
+    /// Enqueue-to-start latency to an idle worker.
+    Latency,
+    /// All of the above.
+    All,
+}
+
+/// `conecta bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The workload.
+    #[arg(value_enum)]
+    pub workload: Workload,
+    /// Jobs (default: the workload's standard size).
+    #[arg(long)]
+    pub jobs: Option<u64>,
+    /// Chunk size for bulk enqueue.
+    #[arg(long, default_value_t = 500)]
+    pub chunk: usize,
+    /// Worker concurrency for drain (default: 1 and 50).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
 }
 
 /// `conecta schedule …`

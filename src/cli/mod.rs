@@ -4,11 +4,18 @@
 //! an [`ExitStatus`]; errors become exit 1 (run time) or 2 (usage or configuration).
 
 pub mod args;
+mod batch;
+mod bench;
+mod db;
+mod dispatch;
+mod locks;
 mod output;
+mod queue;
 mod schedule_check;
 mod schedule_list;
 mod schedule_next;
 mod schedule_simulate;
+mod worker;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,9 +24,11 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::{self, SharedClock};
 use crate::config::{Config, ConfigError, Env};
+use crate::queue::{Registry, Runtime};
 use crate::schedule::{Schedule, file};
+use crate::store::Db;
 pub use args::Cli;
-use args::{Command, ScheduleCommand};
+use args::{Command, LogFormat, ScheduleCommand};
 
 /// The process exit status (SPEC §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +75,62 @@ impl Context {
     /// Loads and validates the schedule file.
     pub fn schedule(&self) -> anyhow::Result<Schedule> {
         load_schedule(&self.schedule_path, &self.config)
+    }
+
+    /// Opens the configured database. The embedded SQLite default is migrated on the spot;
+    /// a server database with pending migrations is an error that says what to run.
+    pub async fn db(&self) -> anyhow::Result<Db> {
+        let url = &self.config.database_url;
+        let db = Db::connect(url, 16).await.map_err(|e| {
+            UsageError::new(
+                format!("cannot connect to the database ({}): {e}", redact(url)),
+                Some("check DATABASE_URL or DB_CONNECTION/DB_HOST/DB_PORT/DB_DATABASE/DB_USERNAME/DB_PASSWORD, and that the server is up".to_string()),
+            )
+        })?;
+        if db.backend() == crate::store::Backend::Sqlite {
+            db.migrate().await?;
+        } else {
+            let pending = db.pending_migrations().await?;
+            if pending > 0 {
+                return Err(UsageError::new(
+                    format!("the database has {pending} pending migration(s)"),
+                    Some("run `conecta db migrate` first".to_string()),
+                )
+                .into());
+            }
+        }
+        Ok(db)
+    }
+
+    /// The configured queue on the configured database, with every standard handler.
+    pub async fn runtime(&self) -> anyhow::Result<Runtime> {
+        let db = self.db().await?;
+        let queue = crate::queue::open(&self.config, &db).await.map_err(|e| {
+            UsageError::new(
+                format!("cannot open the {} queue: {e}", self.config.queue_connection.name()),
+                Some("check QUEUE_CONNECTION and REDIS_URL (or REDIS_HOST/REDIS_PORT), and that Redis is up".to_string()),
+            )
+        })?;
+        Ok(Runtime {
+            queue,
+            db,
+            registry: std::sync::Arc::new(Registry::standard()),
+            clock: self.clock.clone(),
+        })
+    }
+}
+
+/// A URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let auth = &url[s + 3..at];
+            match auth.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -132,16 +197,62 @@ fn config_error(e: ConfigError) -> anyhow::Error {
 
 /// Runs the parsed command line and returns the exit status, having printed any error.
 pub fn run(cli: Cli) -> ExitStatus {
-    let result = context(&cli).and_then(|ctx| dispatch(&ctx, &cli));
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitStatus::Failure;
+        }
+    };
+    let result = runtime.block_on(async {
+        let ctx = context(&cli)?;
+        dispatch(&ctx, &cli).await
+    });
     match result {
         Ok(status) => status,
         Err(err) => report(&err),
     }
 }
 
-fn dispatch(ctx: &Context, cli: &Cli) -> anyhow::Result<ExitStatus> {
+/// Logs go to stderr: text on a terminal, JSON with `--log-format json`. Daemons log at info,
+/// one-shot commands at warn, unless `RUST_LOG` says otherwise.
+fn init_logging(cli: &Cli) {
+    let daemon = matches!(cli.command, Command::Worker(_));
+    let default = if daemon { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let format = cli
+        .global
+        .log_format
+        .or_else(|| match std::env::var("LOG_FORMAT").as_deref() {
+            Ok("json") => Some(LogFormat::Json),
+            _ => None,
+        })
+        .unwrap_or(LogFormat::Text);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn dispatch(ctx: &Context, cli: &Cli) -> anyhow::Result<ExitStatus> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let status = match &cli.command {
+        Command::Worker(args) => worker::run(ctx, args).await,
+        Command::Dispatch(args) => dispatch::run(ctx, args, &mut out).await,
+        Command::Queue(cmd) => queue::run(ctx, cmd, &mut out).await,
+        Command::Locks(cmd) => locks::run(ctx, cmd, &mut out).await,
+        Command::Batch(cmd) => batch::run(ctx, cmd, &mut out).await,
+        Command::Db(cmd) => db::run(ctx, cmd, &mut out).await,
+        Command::Bench(args) => bench::run(ctx, args, &mut out).await,
         Command::Schedule(cmd) => match cmd {
             ScheduleCommand::List { format } => schedule_list::run(ctx, *format, &mut out),
             ScheduleCommand::Check { file } => schedule_check::run(ctx, file.as_deref(), &mut out),

@@ -202,6 +202,34 @@ impl Queue for DatabaseQueue {
         Ok(rows)
     }
 
+    async fn clear(&self, queue: &str, lock_prefix: &str) -> Result<()> {
+        let jobs = self.db.sql("DELETE FROM jobs WHERE queue = ?");
+        let keys: Vec<String> = self
+            .locks(lock_prefix, DateTime::<Utc>::MIN_UTC)
+            .await?
+            .into_iter()
+            .map(|l| l.key)
+            .collect();
+        on_pool!(&self.db, p => sqlx::query(&jobs).bind(queue).execute(p).await?.rows_affected());
+        for part in keys.chunks(500) {
+            let q = self
+                .db
+                .sql(&format!(
+                    "DELETE FROM job_locks WHERE lock_key IN ({})",
+                    in_list(part.len())
+                ))
+                .into_owned();
+            on_pool!(&self.db, p => {
+                let mut query = sqlx::query(&q);
+                for k in part {
+                    query = query.bind(k);
+                }
+                query.execute(p).await?.rows_affected()
+            });
+        }
+        Ok(())
+    }
+
     async fn purge(&self) -> Result<()> {
         on_pool!(&self.db, p => {
             sqlx::query("DELETE FROM jobs").execute(p).await?;

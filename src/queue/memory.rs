@@ -177,6 +177,13 @@ impl Queue for MemoryQueue {
         Ok(by.into_values().collect())
     }
 
+    async fn clear(&self, queue: &str, lock_prefix: &str) -> Result<()> {
+        let mut s = self.state.lock().expect("queue state");
+        s.jobs.retain(|_, j| j.queue != queue);
+        s.locks.retain(|k, _| !k.starts_with(lock_prefix));
+        Ok(())
+    }
+
     async fn purge(&self) -> Result<()> {
         let mut s = self.state.lock().expect("queue state");
         s.jobs.clear();

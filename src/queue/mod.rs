@@ -338,8 +338,12 @@ pub trait Queue: Send + Sync {
     /// Depth per queue.
     async fn depths(&self, now: DateTime<Utc>) -> Result<Vec<QueueDepth>>;
 
-    /// Removes every job of every queue (tests and `bench` only).
+    /// Removes every job of every queue (tests only).
     async fn purge(&self) -> Result<()>;
+
+    /// Removes every job of `queue` and every lock whose key starts with `lock_prefix`
+    /// (`bench` clears its own queue this way).
+    async fn clear(&self, queue: &str, lock_prefix: &str) -> Result<()>;
 
     /// Waits up to `max` real time for a sign that one of `queues` may have work (Redis blocks
     /// on a notification list); drivers without one return at once and the worker sleeps.

@@ -394,6 +394,29 @@ impl Queue for RedisQueue {
         Ok(out)
     }
 
+    async fn clear(&self, queue: &str, lock_prefix: &str) -> Result<()> {
+        let mut c = self.conn.clone();
+        let k = self.keys(queue);
+        let _: () = redis::pipe()
+            .del(&k.ready)
+            .del(&k.reserved)
+            .del(&k.delayed)
+            .del(&k.payloads)
+            .del(&k.attempts)
+            .del(&k.notify)
+            .query_async(&mut c)
+            .await?;
+        for full in self.lock_keys().await? {
+            if self
+                .lock_name(&full)
+                .is_some_and(|n| n.starts_with(lock_prefix))
+            {
+                let _: i64 = c.del(&full).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn purge(&self) -> Result<()> {
         let mut c = self.conn.clone();
         for queue in self.all_queues().await? {

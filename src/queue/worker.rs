@@ -145,6 +145,21 @@ pub fn rss_mb() -> u64 {
         .unwrap_or(0)
 }
 
+/// Peak resident memory of this process in KB (Linux `VmHWM`; 0 where unknown).
+pub fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
 /// What a finished worker did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
@@ -322,14 +337,17 @@ async fn slot(
             }
             continue;
         };
-        let span = tracing::info_span!("job", queue = %job.queue, uuid = %job.uuid(), attempt = job.attempts);
+        let uuid = job.uuid();
+        tracing::debug!(uuid = %uuid, started_at_us = rt.clock.now().timestamp_micros(), "job started");
+        let span =
+            tracing::info_span!("job", queue = %job.queue, uuid = %uuid, attempt = job.attempts);
         let outcome = rt
             .process(job, &opts.defaults)
             .instrument(span.clone())
             .await?;
         let _guard = span.enter();
         match &outcome {
-            Outcome::Failed(e) => tracing::warn!("failed: {}", e.lines().next().unwrap_or("")),
+            Outcome::Failed(_) => {}
             Outcome::Released(d) => tracing::info!(retry_in = ?d, "released for retry"),
             Outcome::Succeeded | Outcome::Skipped => tracing::debug!(?outcome, "done"),
         }

@@ -152,6 +152,16 @@ impl Db {
         Ok(migrator.iter().count().saturating_sub(applied_before))
     }
 
+    /// How many migrations are not yet applied.
+    pub async fn pending_migrations(&self) -> Result<usize> {
+        let (total, applied) = match self {
+            Db::Sqlite(p) => (SQLITE_MIGRATIONS.iter().count(), applied(p).await),
+            Db::Postgres(p) => (POSTGRES_MIGRATIONS.iter().count(), applied(p).await),
+            Db::MySql(p) => (MYSQL_MIGRATIONS.iter().count(), applied(p).await),
+        };
+        Ok(total.saturating_sub(applied))
+    }
+
     /// Rewrites `?` placeholders into `$1, $2, …` on PostgreSQL; SQL is written once with `?`.
     pub fn sql<'a>(&self, query: &'a str) -> Cow<'a, str> {
         placeholders(self.backend(), query)

@@ -1,0 +1,88 @@
+//! `conecta worker` (alias `queue:work`): drains queues until a stop condition, then exits 0.
+
+use std::time::Duration;
+
+use super::args::WorkerArgs;
+use super::{Context, ExitStatus, UsageError};
+use crate::queue::runtime::Defaults;
+use crate::queue::worker::{self, StopHandle, StopReason, WorkerOptions};
+
+pub async fn run(ctx: &Context, args: &WorkerArgs) -> anyhow::Result<ExitStatus> {
+    let retry_after = ctx.config.retry_after;
+    if args.timeout >= retry_after {
+        return Err(UsageError::new(
+            format!(
+                "--timeout {} is not shorter than QUEUE_RETRY_AFTER ({retry_after}s): a job still running would be handed to a second worker",
+                args.timeout
+            ),
+            Some(format!(
+                "lower --timeout below {retry_after}, or raise QUEUE_RETRY_AFTER above {}",
+                args.timeout
+            )),
+        )
+        .into());
+    }
+    if args.concurrency == 0 {
+        return Err(UsageError::new("--concurrency must be at least 1", None).into());
+    }
+    if !(args.sleep.is_finite() && args.sleep >= 0.0) {
+        return Err(UsageError::new("--sleep must be a number of seconds, 0 or more", None).into());
+    }
+    let queues: Vec<String> = args
+        .queue
+        .iter()
+        .map(|q| q.trim().to_string())
+        .filter(|q| !q.is_empty())
+        .collect();
+    if queues.is_empty() {
+        return Err(UsageError::new(
+            "--queue names no queue",
+            Some("e.g. --queue high,default".into()),
+        )
+        .into());
+    }
+    let rt = ctx.runtime().await?;
+    let opts = WorkerOptions {
+        queues,
+        sleep: Duration::from_secs_f64(args.sleep),
+        defaults: Defaults {
+            tries: args.tries,
+            timeout: args.timeout,
+            backoff: args.backoff,
+        },
+        max_time: (args.max_time > 0).then(|| Duration::from_secs(args.max_time)),
+        max_jobs: (args.max_jobs > 0).then_some(args.max_jobs),
+        memory_mb: (args.memory > 0).then_some(args.memory),
+        concurrency: args.concurrency,
+        stop_when_empty: args.stop_when_empty,
+    };
+    let stop = StopHandle::default();
+    spawn_signal_listener(stop.clone());
+    let summary = worker::run(rt, opts, stop).await?;
+    tracing::info!(
+        processed = summary.processed,
+        peak_rss_kb = worker::peak_rss_kb(),
+        "exiting: {}",
+        summary.reason.describe()
+    );
+    Ok(ExitStatus::Success)
+}
+
+/// SIGTERM and SIGINT stop the worker gracefully: the jobs in hand finish first.
+pub fn spawn_signal_listener(stop: StopHandle) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot listen for SIGTERM/SIGINT");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: finishing the jobs in hand"),
+            _ = int.recv() => tracing::info!("SIGINT: finishing the jobs in hand"),
+        }
+        stop.stop(StopReason::Signal);
+    });
+}
