@@ -9,7 +9,7 @@ CREATE TABLE jobs (
     reserved_at BIGINT NULL,
     available_at BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
-    INDEX jobs_queue_available (queue, available_at)
+    INDEX jobs_queue_id (queue, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE failed_jobs (

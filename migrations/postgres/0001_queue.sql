@@ -10,7 +10,7 @@ CREATE TABLE jobs (
     available_at BIGINT NOT NULL,
     created_at BIGINT NOT NULL
 );
-CREATE INDEX jobs_queue_available ON jobs (queue, available_at);
+CREATE INDEX jobs_queue_id ON jobs (queue, id);
 
 CREATE TABLE failed_jobs (
     id BIGSERIAL PRIMARY KEY,

@@ -338,7 +338,7 @@ async fn slot(
             continue;
         };
         let uuid = job.uuid();
-        tracing::debug!(uuid = %uuid, started_at_us = rt.clock.now().timestamp_micros(), "job started");
+        tracing::debug!(uuid = %uuid, attempt = job.attempts, started_at_us = rt.clock.now().timestamp_micros(), "job started");
         let span =
             tracing::info_span!("job", queue = %job.queue, uuid = %uuid, attempt = job.attempts);
         let outcome = rt
