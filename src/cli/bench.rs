@@ -275,9 +275,11 @@ async fn latency(
         }
     }
     let mut latencies = Vec::with_capacity(jobs as usize);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let waiting = Stopwatch::start();
+    let patience = Duration::from_secs(30);
     while latencies.len() < sent.len() {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
+        let left = patience.saturating_sub(waiting.elapsed());
+        match tokio::time::timeout(left, rx.recv()).await {
             Ok(Some((uuid, started))) => {
                 if let Some(at) = sent.get(&uuid) {
                     latencies.push((started - at) as f64 / 1000.0);

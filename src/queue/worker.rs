@@ -180,7 +180,6 @@ pub async fn run(
     let restart_at_start = heartbeats::read_signal(&rt.db, "restart").await?;
     let processed = Arc::new(AtomicU64::new(0));
     let claimed = Arc::new(AtomicU64::new(0));
-    let idle = Arc::new(AtomicU64::new(0));
     let template = Heartbeat {
         id: id.clone(),
         host: gethostname::gethostname().to_string_lossy().into_owned(),
@@ -208,9 +207,8 @@ pub async fn run(
         let stop = stop.clone();
         let processed = processed.clone();
         let claimed = claimed.clone();
-        let idle = idle.clone();
         slots.push(tokio::spawn(async move {
-            slot(rt, opts, stop, processed, claimed, idle).await
+            slot(rt, opts, stop, processed, claimed).await
         }));
     }
 
@@ -295,9 +293,7 @@ async fn slot(
     stop: StopHandle,
     processed: Arc<AtomicU64>,
     claimed: Arc<AtomicU64>,
-    idle: Arc<AtomicU64>,
 ) -> Result<(), QueueError> {
-    let slots = opts.concurrency.max(1) as u64;
     while !stop.is_stopped() {
         if let Some(max) = opts.max_jobs
             && claimed.fetch_add(1, Ordering::SeqCst) >= max
@@ -311,17 +307,10 @@ async fn slot(
                 claimed.fetch_sub(1, Ordering::SeqCst);
             }
             if opts.stop_when_empty {
-                // Stop once every slot has found the queues empty in a row.
-                if idle.fetch_add(1, Ordering::SeqCst) + 1 >= slots {
-                    stop.stop(StopReason::Empty);
-                }
-                tokio::task::yield_now().await;
-                if stop.is_stopped() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                idle.fetch_sub(1, Ordering::SeqCst);
-                continue;
+                // As Laravel's: the queues were empty when looked at. Other slots finish the
+                // jobs they hold before the worker returns.
+                stop.stop(StopReason::Empty);
+                break;
             }
             let waited = tokio::select! {
                 r = rt.queue.wait_for_work(&opts.queues, opts.sleep) => r?,
