@@ -114,7 +114,7 @@ impl Queue for DatabaseQueue {
             // finds nothing and every 256th time, so released and redelivered jobs below the
             // floor are found promptly.
             let n = self.scans.fetch_add(1, Ordering::Relaxed);
-            let floor = if n % 256 == 0 {
+            let floor = if n.is_multiple_of(256) {
                 0
             } else {
                 self.floors
