@@ -3,8 +3,7 @@
 use std::io::Write;
 
 use super::args::DbCommand;
-use super::{Context, ExitStatus, UsageError, redact};
-use crate::store::Db;
+use super::{Context, ExitStatus, redact};
 
 pub async fn run(
     ctx: &Context,
@@ -13,15 +12,13 @@ pub async fn run(
 ) -> anyhow::Result<ExitStatus> {
     match cmd {
         DbCommand::Migrate => {
-            let url = &ctx.config.database_url;
-            let db = Db::connect(url, 2).await.map_err(|e| {
-                UsageError::new(
-                    format!("cannot connect to the database ({}): {e}", redact(url)),
-                    Some("check DATABASE_URL (or DB_*) and that the server is up".to_string()),
-                )
-            })?;
+            let db = ctx.connect_db(2).await?;
             let applied = db.migrate().await?;
-            writeln!(out, "applied {applied} migration(s) to {}", redact(url))?;
+            writeln!(
+                out,
+                "applied {applied} migration(s) to {}",
+                redact(&ctx.config.database_url)
+            )?;
             db.close().await;
         }
     }

@@ -80,13 +80,7 @@ impl Context {
     /// Opens the configured database. The embedded SQLite default is migrated on the spot;
     /// a server database with pending migrations is an error that says what to run.
     pub async fn db(&self) -> anyhow::Result<Db> {
-        let url = &self.config.database_url;
-        let db = Db::connect(url, 16).await.map_err(|e| {
-            UsageError::new(
-                format!("cannot connect to the database ({}): {e}", redact(url)),
-                Some("check DATABASE_URL or DB_CONNECTION/DB_HOST/DB_PORT/DB_DATABASE/DB_USERNAME/DB_PASSWORD, and that the server is up".to_string()),
-            )
-        })?;
+        let db = self.connect_db(16).await?;
         if db.backend() == crate::store::Backend::Sqlite {
             db.migrate().await?;
         } else {
@@ -100,6 +94,17 @@ impl Context {
             }
         }
         Ok(db)
+    }
+
+    /// Connects to the configured database without touching its schema.
+    pub async fn connect_db(&self, max_connections: u32) -> anyhow::Result<Db> {
+        let url = &self.config.database_url;
+        Ok(Db::connect(url, max_connections).await.map_err(|e| {
+            UsageError::new(
+                format!("cannot connect to the database ({}): {e}", redact(url)),
+                Some("check DATABASE_URL or DB_CONNECTION/DB_HOST/DB_PORT/DB_DATABASE/DB_USERNAME/DB_PASSWORD, and that the server is up".to_string()),
+            )
+        })?)
     }
 
     /// The configured queue on the configured database, with every standard handler.

@@ -371,39 +371,32 @@ async fn reserve_one(
     expired: i64,
 ) -> std::result::Result<Option<(i64, String, i64)>, sqlx::Error> {
     match db {
-        Db::Postgres(p) => {
-            let sql = db.sql(&format!(
-                "UPDATE jobs SET reserved_at = ?, attempts = attempts + 1 WHERE id = \
-                 (SELECT id FROM jobs WHERE {AVAILABLE} ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, payload, attempts"
-            )).into_owned();
-            let row = sqlx::query(&sql)
-                .bind(now)
-                .bind(queue)
-                .bind(floor)
-                .bind(now)
-                .bind(expired)
-                .fetch_optional(p)
-                .await?;
-            row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-                .transpose()
-        }
-        Db::Sqlite(p) => {
-            let sql = format!(
-                "UPDATE jobs SET reserved_at = ?, attempts = attempts + 1 WHERE id = \
-                 (SELECT id FROM jobs WHERE {AVAILABLE} ORDER BY id LIMIT 1) \
-                 RETURNING id, payload, attempts"
-            );
-            let row = sqlx::query(&sql)
-                .bind(now)
-                .bind(queue)
-                .bind(floor)
-                .bind(now)
-                .bind(expired)
-                .fetch_optional(p)
-                .await?;
-            row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-                .transpose()
+        Db::Sqlite(_) | Db::Postgres(_) => {
+            // One statement: SQLite holds its write lock for all of it; PostgreSQL skips rows
+            // other reservers have locked.
+            let skip_locked = if db.backend() == Backend::Postgres {
+                " FOR UPDATE SKIP LOCKED"
+            } else {
+                ""
+            };
+            let sql = db
+                .sql(&format!(
+                    "UPDATE jobs SET reserved_at = ?, attempts = attempts + 1 WHERE id = \
+                     (SELECT id FROM jobs WHERE {AVAILABLE} ORDER BY id LIMIT 1{skip_locked}) \
+                     RETURNING id, payload, attempts"
+                ))
+                .into_owned();
+            on_pool!(db, p => {
+                let row = sqlx::query(&sql)
+                    .bind(now)
+                    .bind(queue)
+                    .bind(floor)
+                    .bind(now)
+                    .bind(expired)
+                    .fetch_optional(p)
+                    .await?;
+                row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).transpose()
+            })
         }
         Db::MySql(p) => {
             let mut tx = p.begin().await?;

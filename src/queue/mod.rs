@@ -314,18 +314,6 @@ pub trait Queue: Send + Sync {
     /// Puts a reserved job back, runnable again `delay` after `now`.
     async fn release(&self, job: &Reserved, delay: Duration, now: DateTime<Utc>) -> Result<()>;
 
-    /// Reserves up to `max` jobs at once (drivers that can do it in one round trip override
-    /// this); the same guarantees as [`Queue::reserve`] for each.
-    async fn reserve_many(
-        &self,
-        queues: &[String],
-        max: usize,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Reserved>> {
-        let _ = max;
-        Ok(self.reserve(queues, now).await?.into_iter().collect())
-    }
-
     /// Frees `key`, taken by a job on `queue`, if `owner` still holds it; true if it did.
     async fn unlock(&self, queue: &str, key: &str, owner: &str) -> Result<bool>;
 

@@ -139,6 +139,33 @@ impl RedisQueue {
         full.split_once("}:lock:").map(|(_, k)| k.to_string())
     }
 
+    /// Deletes every key of `queue` but its locks.
+    async fn delete_queue_keys(&self, queue: &str) -> Result<()> {
+        let k = self.keys(queue);
+        let mut c = self.conn.clone();
+        let _: () = redis::pipe()
+            .del(&k.ready)
+            .del(&k.reserved)
+            .del(&k.delayed)
+            .del(&k.payloads)
+            .del(&k.attempts)
+            .del(&k.notify)
+            .query_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes the locks whose name `doomed` picks.
+    async fn delete_locks(&self, doomed: impl Fn(&str) -> bool) -> Result<()> {
+        let mut c = self.conn.clone();
+        for full in self.lock_keys().await? {
+            if self.lock_name(&full).is_some_and(|n| doomed(&n)) {
+                let _: i64 = c.del(&full).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Reserves up to `max` jobs from the first of `queues` that has any, in one round trip
     /// per queue tried.
     pub async fn reserve_batch(
@@ -276,15 +303,6 @@ impl Queue for RedisQueue {
         Ok(self.reserve_batch(queues, 1, now).await?.pop())
     }
 
-    async fn reserve_many(
-        &self,
-        queues: &[String],
-        max: usize,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Reserved>> {
-        self.reserve_batch(queues, max, now).await
-    }
-
     async fn delete(&self, job: &Reserved) -> Result<()> {
         let k = self.keys(&job.queue);
         let mut c = self.conn.clone();
@@ -395,46 +413,16 @@ impl Queue for RedisQueue {
     }
 
     async fn clear(&self, queue: &str, lock_prefix: &str) -> Result<()> {
-        let mut c = self.conn.clone();
-        let k = self.keys(queue);
-        let _: () = redis::pipe()
-            .del(&k.ready)
-            .del(&k.reserved)
-            .del(&k.delayed)
-            .del(&k.payloads)
-            .del(&k.attempts)
-            .del(&k.notify)
-            .query_async(&mut c)
-            .await?;
-        for full in self.lock_keys().await? {
-            if self
-                .lock_name(&full)
-                .is_some_and(|n| n.starts_with(lock_prefix))
-            {
-                let _: i64 = c.del(&full).await?;
-            }
-        }
-        Ok(())
+        self.delete_queue_keys(queue).await?;
+        self.delete_locks(|name| name.starts_with(lock_prefix))
+            .await
     }
 
     async fn purge(&self) -> Result<()> {
-        let mut c = self.conn.clone();
         for queue in self.all_queues().await? {
-            let k = self.keys(&queue);
-            let _: () = redis::pipe()
-                .del(&k.ready)
-                .del(&k.reserved)
-                .del(&k.delayed)
-                .del(&k.payloads)
-                .del(&k.attempts)
-                .del(&k.notify)
-                .query_async(&mut c)
-                .await?;
+            self.delete_queue_keys(&queue).await?;
         }
-        for full in self.lock_keys().await? {
-            let _: i64 = c.del(&full).await?;
-        }
-        Ok(())
+        self.delete_locks(|_| true).await
     }
 
     async fn wait_for_work(&self, queues: &[String], max: Duration) -> Result<bool> {

@@ -8,7 +8,8 @@
 -- any) was taken; expiry is compared with ARGV[1], not the server's clock.
 local now = tonumber(ARGV[1])
 local out = {}
-local ready = 0
+-- Stored jobs are gathered and written with one HSET, one RPUSH and one ZADD.
+local fields, ready, delayed = {}, {}, {}
 for i = 3, #ARGV, 5 do
   local uuid, payload = ARGV[i], ARGV[i + 1]
   local available, key, expires = tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
@@ -28,17 +29,25 @@ for i = 3, #ARGV, 5 do
     end
   end
   if stored == 1 then
-    redis.call('hset', KEYS[3], uuid, payload)
+    fields[#fields + 1] = uuid
+    fields[#fields + 1] = payload
     if available > now then
-      redis.call('zadd', KEYS[2], available, uuid)
+      delayed[#delayed + 1] = available
+      delayed[#delayed + 1] = uuid
     else
-      redis.call('rpush', KEYS[1], uuid)
-      ready = ready + 1
+      ready[#ready + 1] = uuid
     end
   end
   out[#out + 1] = stored
 end
-if ready > 0 then
+if #fields > 0 then
+  redis.call('hset', KEYS[3], unpack(fields))
+end
+if #delayed > 0 then
+  redis.call('zadd', KEYS[2], unpack(delayed))
+end
+if #ready > 0 then
+  redis.call('rpush', KEYS[1], unpack(ready))
   redis.call('rpush', KEYS[4], '1')
   redis.call('ltrim', KEYS[4], 0, 63)
 end
