@@ -56,7 +56,7 @@ pub async fn run(
             None => vec![1, 50],
         };
         for c in levels {
-            drain(ctx, &rt, args, c, out).await?;
+            drain(&rt, args, c, out).await?;
             rt.queue.clear(QUEUE, LOCKS).await?;
         }
     }
@@ -65,7 +65,7 @@ pub async fn run(
         rt.queue.clear(QUEUE, LOCKS).await?;
     }
     if all || args.workload == Workload::Latency {
-        latency(ctx, &rt, args, out).await?;
+        latency(&rt, args, out).await?;
         rt.queue.clear(QUEUE, LOCKS).await?;
     }
     Ok(ExitStatus::Success)
@@ -117,13 +117,12 @@ async fn enqueue(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> anyhow:
     Ok(())
 }
 
-fn worker_command(ctx: &Context, extra: &[&str]) -> anyhow::Result<tokio::process::Command> {
+fn worker_command(extra: &[&str]) -> anyhow::Result<tokio::process::Command> {
     let exe = std::env::current_exe()?;
     let mut cmd = tokio::process::Command::new(exe);
     if let Some(env_file) = std::env::args().skip_while(|a| a != "--env-file").nth(1) {
         cmd.arg("--env-file").arg(env_file);
     }
-    let _ = ctx;
     cmd.args([
         "--log-format",
         "json",
@@ -142,7 +141,6 @@ fn worker_command(ctx: &Context, extra: &[&str]) -> anyhow::Result<tokio::proces
 }
 
 async fn drain(
-    ctx: &Context,
     rt: &Runtime,
     args: &BenchArgs,
     concurrency: usize,
@@ -151,10 +149,7 @@ async fn drain(
     let jobs = args.jobs.unwrap_or(100_000);
     fill(rt, jobs, args.chunk, job).await?;
     let c = concurrency.to_string();
-    let mut cmd = worker_command(
-        ctx,
-        &["--concurrency", &c, "--stop-when-empty", "--sleep", "0.1"],
-    )?;
+    let mut cmd = worker_command(&["--concurrency", &c, "--stop-when-empty", "--sleep", "0.1"])?;
     let watch = Stopwatch::start();
     let child = cmd.spawn()?;
     let output = child.wait_with_output().await?;
@@ -227,12 +222,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-async fn latency(
-    ctx: &Context,
-    rt: &Runtime,
-    args: &BenchArgs,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
+async fn latency(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let jobs = args.jobs.unwrap_or(2_000);
     // A blocking driver wakes on a notification; a polling one on its --sleep.
     let sleep = if rt.queue.connection() == "redis" {
@@ -240,7 +230,7 @@ async fn latency(
     } else {
         "0.01"
     };
-    let mut cmd = worker_command(ctx, &["--concurrency", "1", "--sleep", sleep])?;
+    let mut cmd = worker_command(&["--concurrency", "1", "--sleep", sleep])?;
     cmd.env("RUST_LOG", "conecta=debug");
     let mut child = cmd.spawn()?;
     let pid = child.id().unwrap_or(0);

@@ -87,7 +87,8 @@ pub struct Envelope {
     /// Seconds to wait before each retry; the last value repeats.
     #[serde(default)]
     pub backoff: Option<Vec<u64>>,
-    /// Attempts so far (the Redis driver counts here; the database driver in its column).
+    /// Laravel's field, kept at 0: the drivers count attempts beside the payload (the `jobs`
+    /// column, a Redis hash) so the stored payload never changes across deliveries.
     #[serde(default)]
     pub attempts: u32,
     /// The unique lock, if any.

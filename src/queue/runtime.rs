@@ -311,7 +311,7 @@ impl Runtime {
         let Some(failed) = failed_jobs::find(&self.db, &id.to_string()).await? else {
             return Ok(None);
         };
-        let mut job = match super::decode(&failed.payload) {
+        let job = match super::decode(&failed.payload) {
             Ok(e) => NewJob {
                 job: e.job,
                 data: e.data,
@@ -330,7 +330,6 @@ impl Runtime {
                 )));
             }
         };
-        job.queue = failed.queue.clone();
         self.queue.enqueue(job, self.clock.now()).await?;
         failed_jobs::delete(&self.db, failed.id).await?;
         Ok(Some(failed.uuid))

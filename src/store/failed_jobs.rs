@@ -1,7 +1,7 @@
 //! `failed_jobs`, with Laravel's columns, so `SELECT COUNT(*) FROM failed_jobs WHERE failed_at
 //! > …` monitoring keeps working.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -49,7 +49,11 @@ pub async fn insert(db: &Db, failure: &NewFailure<'_>, now: DateTime<Utc>) -> Re
     let insert = db.sql(
         "INSERT INTO failed_jobs (uuid, connection, queue, payload, exception, failed_at) VALUES (?, ?, ?, ?, ?, ?)",
     );
-    let at = now.naive_utc().with_nanosecond_zero();
+    // Whole seconds, as Laravel's TIMESTAMP column holds them, on every database.
+    let at = now
+        .naive_utc()
+        .with_nanosecond(0)
+        .unwrap_or(now.naive_utc());
     on_pool!(db, p => {
         let mut tx = p.begin().await?;
         sqlx::query(&delete).bind(failure.uuid).execute(&mut *tx).await?;
@@ -65,17 +69,6 @@ pub async fn insert(db: &Db, failure: &NewFailure<'_>, now: DateTime<Utc>) -> Re
         tx.commit().await?;
     });
     Ok(())
-}
-
-trait NoNanos {
-    fn with_nanosecond_zero(self) -> NaiveDateTime;
-}
-
-impl NoNanos for NaiveDateTime {
-    fn with_nanosecond_zero(self) -> NaiveDateTime {
-        use chrono::Timelike;
-        self.with_nanosecond(0).unwrap_or(self)
-    }
 }
 
 const COLUMNS: &str = "id, uuid, connection, queue, payload, exception, failed_at";
