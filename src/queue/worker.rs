@@ -125,7 +125,8 @@ impl StopHandle {
             .unwrap_or(StopReason::Signal)
     }
 
-    async fn stopped(&self) {
+    /// Completes once stopped.
+    pub async fn stopped(&self) {
         loop {
             let notified = self.inner.notify.notified();
             if self.is_stopped() {

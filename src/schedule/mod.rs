@@ -2,13 +2,15 @@
 //!
 //! `file` reads and validates the TOML schedule file, `cron` holds a parsed expression,
 //! `planner` turns an entry into its occurrences (the pure function the simulator and the
-//! daemon share), `dst` reports what DST changes do to entries. Nothing here does I/O except
-//! reading the file, and nothing reads the clock: callers pass instants in.
+//! daemon share), `dst` reports what DST changes do to entries. Those are pure: no I/O but
+//! reading the file, no clock; callers pass instants in. `scheduler` is the daemon loop on top
+//! of them, and the one part here that touches the database and the injected clock.
 
 pub mod cron;
 pub mod dst;
 pub mod file;
 pub mod planner;
+pub mod scheduler;
 
 use std::path::PathBuf;
 use std::time::Duration;

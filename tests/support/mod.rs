@@ -108,8 +108,13 @@ async fn sqlite_db(dir: &tempfile::TempDir) -> Db {
 
 /// A fresh harness on `backend`: memory, sqlite, postgres, mysql or redis.
 pub async fn harness(backend: &'static str) -> Option<Harness> {
+    harness_from(backend, start()).await
+}
+
+/// A fresh harness whose clock stands at `now`.
+pub async fn harness_from(backend: &'static str, now: DateTime<Utc>) -> Option<Harness> {
     let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(start());
+    let clock = ManualClock::new(now);
     let recorder = Recorder::default();
     let retry_after = Duration::from_secs(RETRY_AFTER);
     let tag = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();

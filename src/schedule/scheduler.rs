@@ -1,0 +1,248 @@
+//! The scheduler loop (`conecta scheduler`): sleeps on the injected clock until the next
+//! occurrence the planner gives, claims it in `schedule_runs` (exactly one of any number of
+//! schedulers wins), and runs the task inline or enqueues it.
+//!
+//! It uses the same `occurrences` as `schedule simulate`, so a simulation shows what this loop
+//! does. Runs are spawned, so a long task never delays the next occurrence; a stop lets the
+//! runs in hand finish (each bounded by its timeout) before `run` returns.
+//!
+//! Not here yet: catch-up after downtime, leases across processes for `overlap` (the check is
+//! per process), the scheduler registry and SIGHUP reload.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::planner::merged;
+use super::{Entry, Mode, Overlap, Schedule};
+use crate::queue::worker::StopHandle;
+use crate::queue::{JobContext, NewJob, Runtime};
+use crate::store::schedule_runs::{self, Claim, Outcome};
+
+/// How far ahead the loop looks for the next occurrence.
+const HORIZON: TimeDelta = TimeDelta::days(400);
+
+/// Runs `task` once with `args`: inline through its handler, bounded by `timeout` on the
+/// runtime's clock, or enqueued on `queue` in queue mode. The same path serves the scheduler
+/// and `run-task`.
+pub async fn execute(
+    rt: &Runtime,
+    task: &str,
+    args: &Map<String, Value>,
+    mode: Mode,
+    queue: &str,
+    timeout: Option<Duration>,
+) -> (Outcome, Option<String>) {
+    if mode == Mode::Queue {
+        let job = NewJob::new(task, Value::Object(args.clone())).on(queue);
+        return match rt.dispatch(job).await {
+            Ok(_) => (Outcome::Succeeded, None),
+            Err(e) => (Outcome::Failed, Some(format!("cannot enqueue {task}: {e}"))),
+        };
+    }
+    let Some(handler) = rt.registry.get(task) else {
+        return (
+            Outcome::Failed,
+            Some(format!(
+                "task \"{task}\" has no implementation in this build"
+            )),
+        );
+    };
+    let ctx = JobContext {
+        clock: rt.clock.clone(),
+        db: rt.db.clone(),
+        uuid: uuid::Uuid::now_v7().to_string(),
+        attempts: 1,
+        queue: "inline".into(),
+    };
+    let run = handler(ctx, Value::Object(args.clone()));
+    let result = match timeout {
+        Some(limit) => {
+            let deadline = rt.clock.now() + TimeDelta::from_std(limit).unwrap_or(TimeDelta::MAX);
+            tokio::select! {
+                r = run => Some(r),
+                _ = rt.clock.sleep_until(deadline) => None,
+            }
+        }
+        None => Some(run.await),
+    };
+    match result {
+        Some(Ok(())) => (Outcome::Succeeded, None),
+        Some(Err(e)) => (Outcome::Failed, Some(e.to_string())),
+        None => (
+            Outcome::TimedOut,
+            Some(format!(
+                "cancelled after its timeout of {}s",
+                timeout.unwrap_or_default().as_secs()
+            )),
+        ),
+    }
+}
+
+/// `host:pid` of this process, as recorded in `schedule_runs.runner`.
+pub fn runner_name() -> String {
+    format!(
+        "{}:{}",
+        gethostname::gethostname().to_string_lossy(),
+        std::process::id()
+    )
+}
+
+/// Where the loop stands, for tests and status: the due instant it waits for next (every
+/// occurrence before it has been claimed or lost to another process) and how many runs it
+/// started have not finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The next occurrence the loop waits for.
+    pub next_due: DateTime<Utc>,
+    /// Runs started and not yet recorded as ended.
+    pub in_flight: usize,
+}
+
+/// Runs the scheduler until `stop`, publishing its [`Progress`] on `progress` if given.
+pub async fn run(
+    schedule: Arc<Schedule>,
+    rt: Runtime,
+    stop: StopHandle,
+    progress: Option<watch::Sender<Progress>>,
+) -> Result<(), crate::store::StoreError> {
+    let progress = Arc::new(progress);
+    let runner = runner_name();
+    let running: Arc<Mutex<HashSet<String>>> = Default::default();
+    let mut runs = JoinSet::new();
+    let mut cursor = rt.clock.now();
+    tracing::info!(entries = schedule.enabled().count(), hash = %schedule.hash, "scheduler started");
+    'outer: while !stop.is_stopped() {
+        let entries: Vec<&Entry> = schedule.enabled().collect();
+        let mut upcoming = merged(&entries, cursor, cursor + HORIZON);
+        let Some((first_i, first)) = upcoming.next() else {
+            tracing::warn!("no enabled entry is ever due; waiting for a stop");
+            stop.stopped().await;
+            break;
+        };
+        // Every entry due at this instant, fired in order of their (jittered) start.
+        let mut batch: Vec<(&Entry, DateTime<Utc>)> =
+            vec![(entries[first_i], first.fire_at(entries[first_i]))];
+        for (i, o) in upcoming.by_ref() {
+            if o.due != first.due {
+                break;
+            }
+            batch.push((entries[i], o.fire_at(entries[i])));
+        }
+        batch.sort_by_key(|(_, fire)| *fire);
+        if let Some(p) = progress.as_ref() {
+            p.send_modify(|p| p.next_due = first.due);
+        }
+        for (entry, fire_at) in batch {
+            tokio::select! {
+                _ = rt.clock.sleep_until(fire_at) => {}
+                _ = stop.stopped() => break 'outer,
+            }
+            let entry = entry.clone();
+            let (rt, runner, running, progress) = (
+                rt.clone(),
+                runner.clone(),
+                running.clone(),
+                progress.clone(),
+            );
+            let due = first.due;
+            if let Some(p) = progress.as_ref() {
+                p.send_modify(|p| p.in_flight += 1);
+            }
+            runs.spawn(async move {
+                fire(rt, entry, due, runner, running).await;
+                if let Some(p) = progress.as_ref() {
+                    p.send_modify(|p| p.in_flight -= 1);
+                }
+            });
+        }
+        cursor = first.due + TimeDelta::milliseconds(1);
+        // Reap finished runs so the set does not grow without bound.
+        while let Some(done) = runs.try_join_next() {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "a scheduled run panicked");
+            }
+        }
+    }
+    tracing::info!(
+        in_hand = runs.len(),
+        "scheduler stopping: letting runs in hand finish"
+    );
+    while runs.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Claims one occurrence and, if this process won it, runs it and records the outcome.
+async fn fire(
+    rt: Runtime,
+    entry: Entry,
+    due: DateTime<Utc>,
+    runner: String,
+    running: Arc<Mutex<HashSet<String>>>,
+) {
+    let claim = Claim {
+        entry: &entry.name,
+        task: &entry.task,
+        due,
+        manual: false,
+        runner: &runner,
+    };
+    let id = match schedule_runs::claim(&rt.db, &claim, rt.clock.now()).await {
+        Ok(Some(id)) => id,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(entry = %entry.name, due = %due, error = %e, "cannot claim occurrence");
+            return;
+        }
+    };
+    let overlapping = !running
+        .lock()
+        .expect("running set")
+        .insert(entry.name.clone());
+    let span = tracing::info_span!("occurrence", entry = %entry.name, due = %due);
+    let _enter = span.enter();
+    if overlapping && entry.overlap != Overlap::Allow {
+        let _ = schedule_runs::finish(
+            &rt.db,
+            id,
+            Outcome::SkippedOverlap,
+            Some("the previous run was still going"),
+            rt.clock.now(),
+        )
+        .await;
+        tracing::info!(outcome = "skipped_overlap", "skipped");
+        return;
+    }
+    drop(_enter);
+    let started = rt.clock.now();
+    let (outcome, error) = execute(
+        &rt,
+        &entry.task,
+        &entry.args,
+        entry.mode,
+        &entry.queue,
+        entry.timeout,
+    )
+    .await;
+    if !overlapping {
+        running.lock().expect("running set").remove(&entry.name);
+    }
+    let finished = rt.clock.now();
+    if let Err(e) = schedule_runs::finish(&rt.db, id, outcome, error.as_deref(), finished).await {
+        tracing::error!(entry = %entry.name, error = %e, "cannot record the outcome");
+    }
+    let ms = (finished - started).num_milliseconds();
+    match &error {
+        Some(e) => {
+            tracing::warn!(entry = %entry.name, due = %due, outcome = outcome.as_str(), duration_ms = ms, "run ended: {e}")
+        }
+        None => {
+            tracing::info!(entry = %entry.name, due = %due, outcome = outcome.as_str(), duration_ms = ms, "run ended")
+        }
+    }
+}

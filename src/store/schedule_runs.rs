@@ -1,0 +1,186 @@
+//! `schedule_runs`: one row per claimed occurrence, with who ran it, when, and its outcome.
+//!
+//! The claim is an insert against the unique key `(entry, due_at)`: of any number of
+//! schedulers racing for one occurrence, exactly one insert succeeds, on every database.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Backend, Db, Result};
+use crate::on_pool;
+
+/// How an occurrence ended (SPEC §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Still going.
+    Running,
+    /// The task succeeded (or, in queue mode, was enqueued).
+    Succeeded,
+    /// The task returned an error.
+    Failed,
+    /// The task ran past its timeout and was cancelled.
+    TimedOut,
+    /// The previous run was still going.
+    SkippedOverlap,
+    /// Outside the catch-up window.
+    Missed,
+}
+
+impl Outcome {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Running => "running",
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::TimedOut => "timed_out",
+            Outcome::SkippedOverlap => "skipped_overlap",
+            Outcome::Missed => "missed",
+        }
+    }
+}
+
+/// One recorded run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Run {
+    /// Row id.
+    pub id: i64,
+    /// The schedule entry (or the task, for a manual run).
+    pub entry: String,
+    /// The task it ran.
+    pub task: String,
+    /// The occurrence.
+    pub due_at: DateTime<Utc>,
+    /// True for `run-task`.
+    pub manual: bool,
+    /// `host:pid` of the process that claimed it.
+    pub runner: String,
+    /// When it started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Its outcome.
+    pub outcome: String,
+    /// The error, if it failed.
+    pub error: Option<String>,
+}
+
+fn ms(t: Option<i64>) -> Option<DateTime<Utc>> {
+    t.and_then(DateTime::from_timestamp_millis)
+}
+
+/// A claim to insert.
+#[derive(Debug, Clone)]
+pub struct Claim<'a> {
+    /// Entry name.
+    pub entry: &'a str,
+    /// Task name.
+    pub task: &'a str,
+    /// The occurrence.
+    pub due: DateTime<Utc>,
+    /// Manual run?
+    pub manual: bool,
+    /// `host:pid`.
+    pub runner: &'a str,
+}
+
+/// Claims an occurrence, recording it as running from `now`. Returns the row id if this
+/// caller won, `None` if another process already holds it.
+pub async fn claim(db: &Db, c: &Claim<'_>, now: DateTime<Utc>) -> Result<Option<i64>> {
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let insert = match db.backend() {
+        Backend::Sqlite => "INSERT OR IGNORE INTO",
+        Backend::MySql => "INSERT IGNORE INTO",
+        Backend::Postgres => "INSERT INTO",
+    };
+    let conflict = if db.backend() == Backend::Postgres {
+        " ON CONFLICT (entry, due_at) DO NOTHING"
+    } else {
+        ""
+    };
+    let q = db
+        .sql(&format!(
+            "{insert} schedule_runs (entry, task, due_at, manual, runner, claim_token, started_at, finished_at, outcome, error) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 'running', NULL){conflict}"
+        ))
+        .into_owned();
+    let find = db.sql("SELECT id, claim_token FROM schedule_runs WHERE entry = ? AND due_at = ?");
+    let due = c.due.timestamp_millis();
+    let row: Option<(i64, String)> = on_pool!(db, p => {
+        sqlx::query(&q)
+            .bind(c.entry)
+            .bind(c.task)
+            .bind(due)
+            .bind(i64::from(c.manual))
+            .bind(c.runner)
+            .bind(&token)
+            .bind(now.timestamp_millis())
+            .execute(p)
+            .await?;
+        match sqlx::query(&find).bind(c.entry).bind(due).fetch_optional(p).await? {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+            None => None,
+        }
+    });
+    Ok(row.and_then(|(id, t)| (t == token).then_some(id)))
+}
+
+/// Records how run `id` ended.
+pub async fn finish(
+    db: &Db,
+    id: i64,
+    outcome: Outcome,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let q = db.sql("UPDATE schedule_runs SET outcome = ?, error = ?, finished_at = ? WHERE id = ?");
+    on_pool!(db, p => sqlx::query(&q)
+        .bind(outcome.as_str())
+        .bind(error)
+        .bind(now.timestamp_millis())
+        .bind(id)
+        .execute(p)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
+/// The newest `limit` runs, of one entry or task if given.
+pub async fn history(db: &Db, name: Option<&str>, limit: i64) -> Result<Vec<Run>> {
+    let filter = if name.is_some() {
+        "WHERE entry = ? OR task = ?"
+    } else {
+        ""
+    };
+    let q = db
+        .sql(&format!(
+            "SELECT id, entry, task, due_at, manual, runner, started_at, finished_at, outcome, error \
+             FROM schedule_runs {filter} ORDER BY due_at DESC, id DESC LIMIT ?"
+        ))
+        .into_owned();
+    let rows = on_pool!(db, p => {
+        let mut query = sqlx::query(&q);
+        if let Some(n) = name {
+            query = query.bind(n).bind(n);
+        }
+        let mut out = Vec::new();
+        for r in query.bind(limit).fetch_all(p).await? {
+            out.push(Run {
+                id: r.try_get(0)?,
+                entry: r.try_get(1)?,
+                task: r.try_get(2)?,
+                due_at: ms(Some(r.try_get(3)?)).unwrap_or_default(),
+                manual: r.try_get::<i64, _>(4)? != 0,
+                runner: r.try_get(5)?,
+                started_at: ms(r.try_get(6)?),
+                finished_at: ms(r.try_get(7)?),
+                outcome: r.try_get(8)?,
+                error: r.try_get(9)?,
+            });
+        }
+        out
+    });
+    Ok(rows)
+}

@@ -1,0 +1,193 @@
+//! The scheduler loop in simulated time, and the exactly-once claim on every database.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use conecta::queue::worker::StopHandle;
+use conecta::schedule::{file, scheduler};
+use conecta::store::schedule_runs::{self, Claim};
+use support::Harness;
+
+async fn exactly_one_claim_wins(h: Harness) {
+    let due: DateTime<Utc> = "2026-11-27T12:00:00Z".parse().unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let db = h.db.clone();
+        let now = h.now();
+        tasks.push(tokio::spawn(async move {
+            let runner = format!("replica-{i}");
+            let claim = Claim {
+                entry: "outbox:process",
+                task: "outbox:process",
+                due,
+                manual: false,
+                runner: &runner,
+            };
+            schedule_runs::claim(&db, &claim, now).await.unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        if t.await.unwrap().is_some() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1, "[{}]", h.name);
+    let runs = schedule_runs::history(&h.db, Some("outbox:process"), 10)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].due_at, due);
+    assert_eq!(runs[0].outcome, "running");
+    h.finish().await;
+}
+
+macro_rules! on_databases {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                if let Some(h) = super::support::harness("sqlite").await {
+                    super::$name(h).await
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                if let Some(h) = super::support::harness("postgres").await {
+                    super::$name(h).await
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn mysql() {
+                if let Some(h) = super::support::harness("mysql").await {
+                    super::$name(h).await
+                }
+            }
+        }
+    };
+}
+
+on_databases!(exactly_one_claim_wins);
+
+const SCHEDULE: &str = r#"
+timezone = "America/New_York"
+
+[[task]]
+name = "quarter-hourly"
+task = "diagnostics:noop"
+cron = "*/15 * * * *"
+
+[[task]]
+name = "nightly-0230"
+task = "diagnostics:noop"
+cron = "30 2 * * *"
+
+[[task]]
+name = "hourly-queued"
+task = "diagnostics:noop"
+cron = "0 * * * *"
+mode = "queue"
+
+[[task]]
+name = "unimplemented"
+task = "model:prune"
+cron = "0 4 * * *"
+"#;
+
+/// Three local days in New York spanning the spring-forward of 2026-03-08, run by the real
+/// scheduler loop on a manual clock that moves a minute at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_days_across_a_dst_change_run_exactly_as_planned() {
+    let start: DateTime<Utc> = "2026-03-07T05:00:00Z".parse().unwrap(); // 00:00 EST, Mar 7
+    let end: DateTime<Utc> = "2026-03-10T04:00:00Z".parse().unwrap(); // 00:00 EDT, Mar 10
+    let h = support::harness_from("sqlite", start).await.unwrap();
+    let schedule = Arc::new(file::parse("ny.toml".as_ref(), SCHEDULE, Tz::UTC).unwrap());
+    let (tx, mut rx) = tokio::sync::watch::channel(scheduler::Progress {
+        next_due: start - TimeDelta::seconds(1),
+        in_flight: 0,
+    });
+    let stop = StopHandle::default();
+    let looping = tokio::spawn(scheduler::run(
+        schedule.clone(),
+        h.rt.clone(),
+        stop.clone(),
+        Some(tx),
+    ));
+    let mut now = start;
+    // The clock stops one minute short of `end`, so nothing due at `end` fires.
+    while now < end - TimeDelta::minutes(1) {
+        // Wait until the loop sleeps on an occurrence after the clock and every run it started
+        // has ended: the test moves time only when the system is quiet, so runs are exact.
+        rx.wait_for(|p| p.next_due > now && p.in_flight == 0)
+            .await
+            .unwrap();
+        now += TimeDelta::minutes(1);
+        h.clock.set(now);
+    }
+    rx.wait_for(|p| p.next_due >= end && p.in_flight == 0)
+        .await
+        .unwrap();
+    stop.stop(conecta::queue::worker::StopReason::Signal);
+    looping.await.unwrap().unwrap();
+
+    let runs = schedule_runs::history(&h.db, None, 10_000).await.unwrap();
+    let ny: Tz = "America/New_York".parse().unwrap();
+    let mut per_day: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for r in &runs {
+        assert!(r.due_at >= start && r.due_at < end, "{r:?}");
+        let day = r.due_at.with_timezone(&ny).date_naive().to_string();
+        *per_day.entry((r.entry.clone(), day)).or_default() += 1;
+    }
+    let count = |e: &str, d: &str| {
+        per_day
+            .get(&(e.to_string(), d.to_string()))
+            .copied()
+            .unwrap_or(0)
+    };
+    // Hand-counted from SPEC 3.1: the 23-hour day has 92 quarter hours and 23 hours.
+    for (day, quarters, hours) in [
+        ("2026-03-07", 96, 24),
+        ("2026-03-08", 92, 23),
+        ("2026-03-09", 96, 24),
+    ] {
+        assert_eq!(count("quarter-hourly", day), quarters, "{day}");
+        assert_eq!(count("hourly-queued", day), hours, "{day}");
+        assert_eq!(count("nightly-0230", day), 1, "{day}");
+        assert_eq!(count("unimplemented", day), 1, "{day}");
+    }
+    // 02:30 did not exist on Mar 8: it ran at 03:00 EDT = 07:00Z.
+    assert!(runs.iter().any(|r| r.entry == "nightly-0230"
+        && r.due_at == "2026-03-08T07:00:00Z".parse::<DateTime<Utc>>().unwrap()));
+    for r in &runs {
+        let expected = if r.entry == "unimplemented" {
+            "failed"
+        } else {
+            "succeeded"
+        };
+        assert_eq!(r.outcome, expected, "{r:?}");
+        assert!(r.finished_at.is_some());
+    }
+    let unimplemented = runs.iter().find(|r| r.entry == "unimplemented").unwrap();
+    assert!(
+        unimplemented
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("no implementation")
+    );
+    // Queue mode enqueued one job per hourly occurrence.
+    let queued: u64 =
+        h.rt.queue
+            .depths(h.now())
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.pending)
+            .sum();
+    assert_eq!(queued, 24 + 23 + 24);
+    h.finish().await;
+}
