@@ -61,6 +61,10 @@ pub enum Command {
     /// Inspect, validate and simulate the schedule file.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Run the scheduler daemon: fire each due occurrence exactly once across replicas.
+    Scheduler,
+    /// Run one task once, now or as of --at, through the scheduler's code path.
+    RunTask(RunTaskArgs),
     /// Run a queue worker (Laravel's queue:work flags).
     Worker(WorkerArgs),
     /// Enqueue one job by hand; prints its id, or "duplicate".
@@ -79,6 +83,25 @@ pub enum Command {
     Db(DbCommand),
     /// Standard workloads against the configured queue; one `RESULT key=value …` line each.
     Bench(BenchArgs),
+}
+
+/// `conecta run-task`.
+#[derive(Debug, Args)]
+pub struct RunTaskArgs {
+    /// The task, e.g. orders:release-stale.
+    pub name: String,
+    /// Scope the task to one tenant.
+    #[arg(long)]
+    pub tenant: Option<u64>,
+    /// A task argument, key=value (repeatable).
+    #[arg(long = "arg", value_name = "KEY=VALUE")]
+    pub args: Vec<String>,
+    /// Run as of this instant: the task sees it as now (RFC 3339).
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+    /// Say what would run, run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `conecta worker`.
@@ -286,6 +309,18 @@ pub enum ScheduleCommand {
         #[arg(long, default_value_t = 10)]
         count: usize,
         /// table or json (one object per line).
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Recorded runs and their outcomes, newest first.
+    History {
+        /// Only this entry or task.
+        #[arg(long)]
+        task: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// table or json.
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
     },

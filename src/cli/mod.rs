@@ -11,10 +11,13 @@ mod dispatch;
 mod locks;
 mod output;
 mod queue;
+mod run_task;
 mod schedule_check;
+mod schedule_history;
 mod schedule_list;
 mod schedule_next;
 mod schedule_simulate;
+mod scheduler;
 mod worker;
 
 use std::io::Write;
@@ -226,7 +229,10 @@ pub fn run(cli: Cli) -> ExitStatus {
 /// Logs go to stderr: text on a terminal, JSON with `--log-format json`. Daemons log at info,
 /// one-shot commands at warn, unless `RUST_LOG` says otherwise.
 fn init_logging(cli: &Cli) {
-    let daemon = matches!(cli.command, Command::Worker(_));
+    let daemon = matches!(
+        cli.command,
+        Command::Worker(_) | Command::Scheduler | Command::RunTask(_)
+    );
     let default = if daemon { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -241,17 +247,39 @@ fn init_logging(cli: &Cli) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(|| LogWriter);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }
 
+/// Stderr for logs. A daemon whose stderr reader went away keeps running: its log lines are
+/// dropped instead of the process dying on the write error.
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match std::io::stderr().write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(buf.len()),
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match std::io::stderr().flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
+    }
+}
+
 async fn dispatch(ctx: &Context, cli: &Cli) -> anyhow::Result<ExitStatus> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let status = match &cli.command {
         Command::Worker(args) => worker::run(ctx, args).await,
+        Command::Scheduler => scheduler::run(ctx).await,
+        Command::RunTask(args) => run_task::run(ctx, args, &mut out).await,
         Command::Dispatch(args) => dispatch::run(ctx, args, &mut out).await,
         Command::Queue(cmd) => queue::run(ctx, cmd, &mut out).await,
         Command::Locks(cmd) => locks::run(ctx, cmd, &mut out).await,
@@ -264,6 +292,11 @@ async fn dispatch(ctx: &Context, cli: &Cli) -> anyhow::Result<ExitStatus> {
             ScheduleCommand::Next { count, format } => {
                 schedule_next::run(ctx, *count, *format, &mut out)
             }
+            ScheduleCommand::History {
+                task,
+                limit,
+                format,
+            } => schedule_history::run(ctx, task.as_deref(), *limit, *format, &mut out).await,
             ScheduleCommand::Simulate { from, to, format } => {
                 schedule_simulate::run(ctx, from.as_deref(), to, *format, &mut out)
             }

@@ -1,0 +1,184 @@
+//! `conecta scheduler`, `run-task` and `schedule history` as a user runs them (SQLite).
+
+use std::process::{Command, Stdio};
+
+fn conecta(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_conecta"));
+    cmd.current_dir(dir);
+    for var in [
+        "QUEUE_CONNECTION",
+        "DATABASE_URL",
+        "CONECTA_NOW",
+        "CONECTA_SPEED",
+        "CONECTA_SCHEDULE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+#[test]
+fn run_task_runs_records_and_fails_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = conecta(d)
+        .args(["run-task", "diagnostics:noop"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("succeeded"));
+
+    let out = conecta(d)
+        .args(["run-task", "diagnostics:fail", "--arg", "message=boom"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("boom"));
+
+    let out = conecta(d)
+        .args([
+            "run-task",
+            "orders:release-stale",
+            "--arg",
+            "older_than=soon",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = conecta(d)
+        .args(["run-task", "orders:release-stail"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean \"orders:release-stale\""));
+
+    let out = conecta(d)
+        .args([
+            "run-task",
+            "orders:release-stale",
+            "--tenant",
+            "4",
+            "--at",
+            "2026-11-27T10:00:00Z",
+            "--dry-run",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("as of 2026-11-27T10:00:00Z"));
+
+    let out = conecta(d)
+        .args([
+            "run-task",
+            "diagnostics:noop",
+            "--at",
+            "2026-11-27T10:00:00Z",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let out = conecta(d)
+        .args(["schedule", "history", "--format", "json"])
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 3, "the dry run is not recorded: {runs:?}");
+    assert!(runs.iter().all(|r| r["manual"] == true));
+    assert!(runs.iter().any(|r| {
+        r["due"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-11-27T10:00:00")
+    }));
+    assert!(
+        runs.iter()
+            .any(|r| r["outcome"] == "failed" && r["error"] == "boom")
+    );
+}
+
+#[test]
+fn the_scheduler_fires_each_occurrence_once_in_fast_simulated_time_and_exits_0_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("s.toml"),
+        "[[task]]\nname = \"tick\"\ntask = \"diagnostics:noop\"\ncron = \"* * * * *\"\n",
+    )
+    .unwrap();
+    let mut child = conecta(d)
+        .args([
+            "--schedule",
+            "s.toml",
+            "--now",
+            "2026-11-27T10:00:30Z",
+            "--speed",
+            "120",
+            "scheduler",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for three runs to be logged (half a real second each at this speed).
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut ended = 0;
+    for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+        if line.contains("run ended") {
+            ended += 1;
+            if ended == 3 {
+                break;
+            }
+        }
+    }
+    assert_eq!(ended, 3, "the scheduler exited before three runs");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let out = conecta(d)
+        .args(["schedule", "history", "--task", "tick", "--format", "json"])
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut dues: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["due"].as_str().unwrap())
+        .collect();
+    assert!(dues.len() >= 3, "{dues:?}");
+    assert!(
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["outcome"] == "succeeded")
+    );
+    dues.sort_unstable();
+    assert_eq!(dues[0], "2026-11-27T10:01:00Z");
+    let before = dues.len();
+    dues.dedup();
+    assert_eq!(before, dues.len(), "an occurrence ran twice");
+}
+
+#[test]
+fn the_scheduler_refuses_an_invalid_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("s.toml"),
+        "[[task]]\nname = \"tick\"\ncron = \"* * *\"\n",
+    )
+    .unwrap();
+    let out = conecta(d)
+        .args(["--schedule", "s.toml", "scheduler"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("s.toml:3:8"));
+}
