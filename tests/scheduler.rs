@@ -191,3 +191,154 @@ async fn three_days_across_a_dst_change_run_exactly_as_planned() {
     assert_eq!(queued, 24 + 23 + 24);
     h.finish().await;
 }
+
+const CATCH_UP: &str = r#"
+timezone = "UTC"
+
+[[task]]
+name = "skip"
+task = "diagnostics:noop"
+cron = "*/15 * * * *"
+catch_up = "skip"
+
+[[task]]
+name = "latest"
+task = "diagnostics:noop"
+cron = "*/15 * * * *"
+catch_up = "latest"
+catch_up_window = "1h"
+
+[[task]]
+name = "all"
+task = "diagnostics:noop"
+cron = "*/15 * * * *"
+catch_up = "all"
+catch_up_window = "2h"
+catch_up_max = 3
+"#;
+
+/// Drives the real loop from the clock's instant up to `until`, a minute at a time.
+async fn live(h: &Harness, schedule: &Arc<conecta::schedule::Schedule>, until: DateTime<Utc>) {
+    let now0 = h.now();
+    let (tx, mut rx) = tokio::sync::watch::channel(scheduler::Progress {
+        next_due: now0 - TimeDelta::seconds(1),
+        in_flight: 0,
+    });
+    let stop = StopHandle::default();
+    let looping = tokio::spawn(scheduler::run(
+        schedule.clone(),
+        h.rt.clone(),
+        stop.clone(),
+        Some(tx),
+    ));
+    let mut now = now0;
+    loop {
+        rx.wait_for(|p| p.next_due > now && p.in_flight == 0)
+            .await
+            .unwrap();
+        if now >= until {
+            break;
+        }
+        now += TimeDelta::minutes(1);
+        h.clock.set(now);
+    }
+    stop.stop(conecta::queue::worker::StopReason::Signal);
+    looping.await.unwrap().unwrap();
+}
+
+/// Up for an hour, down for five, up again: each policy runs and records exactly what SPEC
+/// 3.2 says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_after_five_hours_down_follows_each_policy() {
+    let t0: DateTime<Utc> = "2026-11-27T10:00:00Z".parse().unwrap();
+    let h = support::harness_from("sqlite", t0).await.unwrap();
+    let schedule = Arc::new(file::parse("c.toml".as_ref(), CATCH_UP, Tz::UTC).unwrap());
+    // Up 10:00-11:00: 10:00, 10:15, 10:30, 10:45, 11:00 run for each entry.
+    live(&h, &schedule, "2026-11-27T11:00:00Z".parse().unwrap()).await;
+    // Down until 16:05; missed: 11:15 ... 16:00, twenty occurrences each.
+    h.clock.set("2026-11-27T16:05:00Z".parse().unwrap());
+    live(&h, &schedule, "2026-11-27T16:05:00Z".parse().unwrap()).await;
+
+    let runs = schedule_runs::history(&h.db, None, 1000).await.unwrap();
+    let outcome_count = |entry: &str, outcome: &str| {
+        runs.iter()
+            .filter(|r| {
+                r.entry == entry
+                    && r.outcome == outcome
+                    && r.due_at > "2026-11-27T11:00:00Z".parse::<DateTime<Utc>>().unwrap()
+            })
+            .count()
+    };
+    for entry in ["skip", "latest", "all"] {
+        let before = runs
+            .iter()
+            .filter(|r| {
+                r.entry == entry
+                    && r.due_at <= "2026-11-27T11:00:00Z".parse::<DateTime<Utc>>().unwrap()
+            })
+            .count();
+        assert_eq!(before, 5, "{entry}: runs while up");
+        let after = runs
+            .iter()
+            .filter(|r| {
+                r.entry == entry
+                    && r.due_at > "2026-11-27T11:00:00Z".parse::<DateTime<Utc>>().unwrap()
+            })
+            .count();
+        assert_eq!(after, 20, "{entry}: every missed occurrence has a row");
+    }
+    assert_eq!(
+        (
+            outcome_count("skip", "succeeded"),
+            outcome_count("skip", "missed")
+        ),
+        (0, 20)
+    );
+    assert_eq!(
+        (
+            outcome_count("latest", "succeeded"),
+            outcome_count("latest", "missed")
+        ),
+        (1, 19)
+    );
+    let latest = runs
+        .iter()
+        .find(|r| {
+            r.entry == "latest"
+                && r.outcome == "succeeded"
+                && r.due_at > "2026-11-27T11:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        })
+        .unwrap();
+    assert_eq!(
+        latest.due_at,
+        "2026-11-27T16:00:00Z".parse::<DateTime<Utc>>().unwrap()
+    );
+    // The 2h window holds 14:15 ... 16:00 (eight); at most three run, the newest.
+    assert_eq!(
+        (
+            outcome_count("all", "succeeded"),
+            outcome_count("all", "missed")
+        ),
+        (3, 17)
+    );
+    let mut ran: Vec<DateTime<Utc>> = runs
+        .iter()
+        .filter(|r| {
+            r.entry == "all"
+                && r.outcome == "succeeded"
+                && r.due_at > "2026-11-27T11:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        })
+        .map(|r| r.due_at)
+        .collect();
+    ran.sort();
+    let expected: Vec<DateTime<Utc>> = [
+        "2026-11-27T15:30:00Z",
+        "2026-11-27T15:45:00Z",
+        "2026-11-27T16:00:00Z",
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
+    assert_eq!(ran, expected);
+    h.finish().await;
+}

@@ -6,6 +6,7 @@
 //! reading the file, no clock; callers pass instants in. `scheduler` is the daemon loop on top
 //! of them, and the one part here that touches the database and the injected clock.
 
+pub mod catch_up;
 pub mod cron;
 pub mod dst;
 pub mod file;

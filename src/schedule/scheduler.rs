@@ -6,8 +6,9 @@
 //! does. Runs are spawned, so a long task never delays the next occurrence; a stop lets the
 //! runs in hand finish (each bounded by its timeout) before `run` returns.
 //!
-//! Not here yet: catch-up after downtime, leases across processes for `overlap` (the check is
-//! per process), the scheduler registry and SIGHUP reload.
+//! On start it catches up on what it missed while down (`catch_up.rs` decides). Not here yet:
+//! leases across processes for `overlap` (the check is per process), the scheduler registry
+//! and SIGHUP reload.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -117,6 +118,10 @@ pub async fn run(
     let mut runs = JoinSet::new();
     let mut cursor = rt.clock.now();
     tracing::info!(entries = schedule.enabled().count(), hash = %schedule.hash, "scheduler started");
+    catch_up(
+        &schedule, &rt, &runner, &running, &mut runs, &progress, cursor,
+    )
+    .await?;
     'outer: while !stop.is_stopped() {
         let entries: Vec<&Entry> = schedule.enabled().collect();
         let mut upcoming = merged(&entries, cursor, cursor + HORIZON);
@@ -174,6 +179,79 @@ pub async fn run(
         "scheduler stopping: letting runs in hand finish"
     );
     while runs.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// The most missed occurrences of one entry considered after downtime; older ones are not
+/// recorded (a month of an every-minute entry would otherwise be 43,200 rows).
+const CATCH_UP_SCAN_LIMIT: usize = 10_000;
+
+/// Before the loop starts: for each entry with a recorded occurrence, the occurrences since it
+/// and before `now` are run or recorded as `missed`, as its catch-up policy says.
+async fn catch_up(
+    schedule: &Schedule,
+    rt: &Runtime,
+    runner: &str,
+    running: &Arc<Mutex<HashSet<String>>>,
+    runs: &mut JoinSet<()>,
+    progress: &Arc<Option<watch::Sender<Progress>>>,
+    now: DateTime<Utc>,
+) -> Result<(), crate::store::StoreError> {
+    for entry in schedule.enabled() {
+        let Some(last) = schedule_runs::last_due(&rt.db, &entry.name).await? else {
+            continue;
+        };
+        let mut missed: Vec<DateTime<Utc>> =
+            super::occurrences(entry, last + TimeDelta::milliseconds(1), now)
+                .map(|o| o.due)
+                .collect();
+        if missed.len() > CATCH_UP_SCAN_LIMIT {
+            missed.drain(..missed.len() - CATCH_UP_SCAN_LIMIT);
+        }
+        if missed.is_empty() {
+            continue;
+        }
+        let plan = super::catch_up::plan(entry, &missed, now);
+        tracing::info!(entry = %entry.name, missed = plan.missed.len(), running = plan.run.len(), policy = ?entry.catch_up, "catching up");
+        for due in &plan.missed {
+            let claim = Claim {
+                entry: &entry.name,
+                task: &entry.task,
+                due: *due,
+                manual: false,
+                runner,
+            };
+            schedule_runs::record_missed(&rt.db, &claim, now).await?;
+        }
+        if !plan.run.is_empty() {
+            // In order, one after the other, as catch_up = "all" promises.
+            let (rt, entry, runner, running, progress) = (
+                rt.clone(),
+                entry.clone(),
+                runner.to_string(),
+                running.clone(),
+                progress.clone(),
+            );
+            if let Some(p) = progress.as_ref() {
+                p.send_modify(|p| p.in_flight += 1);
+            }
+            runs.spawn(async move {
+                for due in plan.run {
+                    fire(
+                        rt.clone(),
+                        entry.clone(),
+                        due,
+                        runner.clone(),
+                        running.clone(),
+                    )
+                    .await;
+                }
+                if let Some(p) = progress.as_ref() {
+                    p.send_modify(|p| p.in_flight -= 1);
+                }
+            });
+        }
+    }
     Ok(())
 }
 

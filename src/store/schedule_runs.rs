@@ -147,6 +147,33 @@ pub async fn finish(
     Ok(())
 }
 
+/// The latest scheduled (not manual) occurrence recorded for `entry`, whatever its outcome.
+pub async fn last_due(db: &Db, entry: &str) -> Result<Option<DateTime<Utc>>> {
+    let q = db.sql("SELECT MAX(due_at) FROM schedule_runs WHERE entry = ? AND manual = 0");
+    let v: Option<i64> =
+        on_pool!(db, p => sqlx::query(&q).bind(entry).fetch_one(p).await?.try_get(0)?);
+    Ok(ms(v))
+}
+
+/// Records an occurrence that will not run (outside the catch-up window, or dropped by the
+/// catch-up policy) as `missed`, unless another process already recorded it.
+pub async fn record_missed(db: &Db, c: &Claim<'_>, now: DateTime<Utc>) -> Result<bool> {
+    match claim(db, c, now).await? {
+        Some(id) => {
+            finish(
+                db,
+                id,
+                Outcome::Missed,
+                Some("not run: the scheduler was down"),
+                now,
+            )
+            .await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
 /// The newest `limit` runs, of one entry or task if given.
 pub async fn history(db: &Db, name: Option<&str>, limit: i64) -> Result<Vec<Run>> {
     let filter = if name.is_some() {
