@@ -182,3 +182,72 @@ fn the_scheduler_refuses_an_invalid_schedule() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("s.toml:3:8"));
 }
+
+fn signal(child: &std::process::Child, sig: &str) {
+    assert!(
+        Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn sighup_with_a_broken_file_keeps_the_old_schedule_and_a_good_file_replaces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("s.toml"),
+        "[[task]]\nname = \"old\"\ntask = \"diagnostics:noop\"\ncron = \"* * * * *\"\n",
+    )
+    .unwrap();
+    let mut child = conecta(d)
+        .args([
+            "--schedule",
+            "s.toml",
+            "--now",
+            "2026-11-27T10:00:30Z",
+            "--speed",
+            "120",
+            "scheduler",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()))
+        .map_while(Result::ok);
+    let mut wait_for = |needle: &str| {
+        for line in lines.by_ref() {
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("never logged {needle:?}");
+    };
+    wait_for("run ended");
+    std::fs::write(
+        d.join("s.toml"),
+        "[[task]]\nname = \"old\"\ncron = \"61 * * * *\"\n",
+    )
+    .unwrap();
+    signal(&child, "-HUP");
+    let error = wait_for("s.toml:3:8");
+    assert!(error.contains("bad minute field"), "{error}");
+    wait_for("keeping the running one");
+    let still = wait_for("run ended");
+    assert!(still.contains("entry=old"), "{still}");
+
+    std::fs::write(
+        d.join("s.toml"),
+        "[[task]]\nname = \"new\"\ntask = \"diagnostics:noop\"\ncron = \"* * * * *\"\n",
+    )
+    .unwrap();
+    signal(&child, "-HUP");
+    wait_for("schedule reloaded");
+    let next = wait_for("run ended");
+    assert!(next.contains("entry=new"), "{next}");
+    signal(&child, "-TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

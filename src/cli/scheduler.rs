@@ -7,6 +7,7 @@ use super::worker::spawn_signal_listener;
 use super::{Context, ExitStatus};
 use crate::queue::worker::StopHandle;
 use crate::schedule::scheduler;
+use crate::schedule::{Schedule, file};
 
 pub async fn run(ctx: &Context) -> anyhow::Result<ExitStatus> {
     let schedule = Arc::new(ctx.schedule()?);
@@ -27,7 +28,44 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitStatus> {
     }
     let stop = StopHandle::default();
     spawn_signal_listener(stop.clone());
-    scheduler::run(schedule, rt, stop, None).await?;
+    let (tx, rx) = tokio::sync::watch::channel(schedule);
+    spawn_reload_listener(ctx, tx);
+    scheduler::run_reloadable(rx, rt, stop, None).await?;
     tracing::info!("scheduler stopped");
     Ok(ExitStatus::Success)
+}
+
+/// SIGHUP reloads the schedule file; an invalid file is logged problem by problem and the
+/// running schedule stays.
+fn spawn_reload_listener(ctx: &Context, tx: tokio::sync::watch::Sender<Arc<Schedule>>) {
+    let path = ctx.schedule_path.clone();
+    let zone = ctx.config.app_timezone;
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::error!("cannot listen for SIGHUP; reload by restarting");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match file::load(&path, zone) {
+                Ok(new) => {
+                    tracing::info!(hash = %new.hash, entries = new.enabled().count(), "SIGHUP: schedule reloaded");
+                    tx.send_replace(Arc::new(new));
+                }
+                Err(file::LoadError::Invalid(invalid)) => {
+                    for d in &invalid.diagnostics {
+                        tracing::error!(
+                            "{}:{}:{}: {}",
+                            invalid.path.display(),
+                            d.line,
+                            d.col,
+                            d.message
+                        );
+                    }
+                    tracing::error!("SIGHUP: the new schedule is invalid; keeping the running one");
+                }
+                Err(e) => tracing::error!("SIGHUP: {e}; keeping the running schedule"),
+            }
+        }
+    });
 }

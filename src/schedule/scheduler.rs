@@ -105,14 +105,30 @@ pub struct Progress {
     pub in_flight: usize,
 }
 
-/// Runs the scheduler until `stop`, publishing its [`Progress`] on `progress` if given.
+/// Runs the scheduler on a fixed schedule until `stop`, publishing its [`Progress`] on
+/// `progress` if given.
 pub async fn run(
     schedule: Arc<Schedule>,
     rt: Runtime,
     stop: StopHandle,
     progress: Option<watch::Sender<Progress>>,
 ) -> Result<(), crate::store::StoreError> {
+    let (_keep, schedules) = watch::channel(schedule);
+    run_reloadable(schedules, rt, stop, progress).await
+}
+
+/// Runs the scheduler until `stop`, switching to each schedule sent on `schedules` (SIGHUP
+/// reload). A switch re-plans from where the loop stands; an occurrence already claimed is
+/// not fired again, since its claim exists.
+pub async fn run_reloadable(
+    mut schedules: watch::Receiver<Arc<Schedule>>,
+    rt: Runtime,
+    stop: StopHandle,
+    progress: Option<watch::Sender<Progress>>,
+) -> Result<(), crate::store::StoreError> {
     let progress = Arc::new(progress);
+    let schedule = schedules.borrow_and_update().clone();
+    let mut reloadable = true;
     let runner = runner_name();
     let running: Arc<Mutex<HashSet<String>>> = Default::default();
     let mut runs = JoinSet::new();
@@ -123,6 +139,7 @@ pub async fn run(
     )
     .await?;
     'outer: while !stop.is_stopped() {
+        let schedule = schedules.borrow_and_update().clone();
         let entries: Vec<&Entry> = schedule.enabled().collect();
         let mut upcoming = merged(&entries, cursor, cursor + HORIZON);
         let Some((first_i, first)) = upcoming.next() else {
@@ -144,9 +161,19 @@ pub async fn run(
             p.send_modify(|p| p.next_due = first.due);
         }
         for (entry, fire_at) in batch {
-            tokio::select! {
-                _ = rt.clock.sleep_until(fire_at) => {}
-                _ = stop.stopped() => break 'outer,
+            loop {
+                tokio::select! {
+                    _ = rt.clock.sleep_until(fire_at) => break,
+                    _ = stop.stopped() => break 'outer,
+                    changed = schedules.changed(), if reloadable => match changed {
+                        Ok(()) => {
+                            tracing::info!("schedule reloaded: planning again");
+                            continue 'outer;
+                        }
+                        // Nobody can send a new schedule any more: just wait.
+                        Err(_) => reloadable = false,
+                    },
+                }
             }
             let entry = entry.clone();
             let (rt, runner, running, progress) = (
