@@ -251,3 +251,64 @@ fn sighup_with_a_broken_file_keeps_the_old_schedule_and_a_good_file_replaces_it(
     signal(&child, "-TERM");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn start_runs_scheduler_and_worker_on_the_embedded_default_and_exits_0_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("s.toml"),
+        "[[task]]\nname = \"tick\"\ntask = \"diagnostics:noop\"\ncron = \"* * * * *\"\nmode = \"queue\"\n",
+    )
+    .unwrap();
+    let mut child = conecta(d)
+        .args([
+            "--schedule",
+            "s.toml",
+            "--now",
+            "2026-11-27T10:00:30Z",
+            "--speed",
+            "120",
+            "start",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()))
+        .map_while(Result::ok)
+    {
+        for needle in [
+            "migrations applied",
+            "next_due=2026-11-27T10:01:00Z",
+            "worker started",
+            "scheduler started",
+            "run ended",
+        ] {
+            if line.contains(needle) && !seen.contains(&needle) {
+                seen.push(needle);
+            }
+        }
+        if seen.len() == 5 {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    signal(&child, "-TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(d.join("storage/conecta.sqlite").exists());
+    // The queued run went through the built-in worker: nothing is left in the queue.
+    let out = conecta(d)
+        .args(["schedule", "history", "--format", "json"])
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["outcome"] == "succeeded"),
+        "{runs}"
+    );
+}

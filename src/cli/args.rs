@@ -61,6 +61,12 @@ pub enum Command {
     /// Inspect, validate and simulate the schedule file.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// All in one process for a single machine: migrate, the scheduler, workers for high,default.
+    Start {
+        /// Jobs run at once by the built-in worker.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
     /// Run the scheduler daemon: fire each due occurrence exactly once across replicas.
     Scheduler,
     /// Run one task once, now or as of --at, through the scheduler's code path.

@@ -18,6 +18,7 @@ mod schedule_list;
 mod schedule_next;
 mod schedule_simulate;
 mod scheduler;
+mod start;
 mod worker;
 
 use std::io::Write;
@@ -231,7 +232,7 @@ pub fn run(cli: Cli) -> ExitStatus {
 fn init_logging(cli: &Cli) {
     let daemon = matches!(
         cli.command,
-        Command::Worker(_) | Command::Scheduler | Command::RunTask(_)
+        Command::Worker(_) | Command::Scheduler | Command::RunTask(_) | Command::Start { .. }
     );
     let default = if daemon { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -279,6 +280,7 @@ async fn dispatch(ctx: &Context, cli: &Cli) -> anyhow::Result<ExitStatus> {
     let status = match &cli.command {
         Command::Worker(args) => worker::run(ctx, args).await,
         Command::Scheduler => scheduler::run(ctx).await,
+        Command::Start { concurrency } => start::run(ctx, *concurrency).await,
         Command::RunTask(args) => run_task::run(ctx, args, &mut out).await,
         Command::Dispatch(args) => dispatch::run(ctx, args, &mut out).await,
         Command::Queue(cmd) => queue::run(ctx, cmd, &mut out).await,

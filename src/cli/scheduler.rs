@@ -12,6 +12,18 @@ use crate::schedule::{Schedule, file};
 pub async fn run(ctx: &Context) -> anyhow::Result<ExitStatus> {
     let schedule = Arc::new(ctx.schedule()?);
     let rt = ctx.runtime().await?;
+    announce(ctx, &schedule);
+    let stop = StopHandle::default();
+    spawn_signal_listener(stop.clone());
+    let (tx, rx) = tokio::sync::watch::channel(schedule);
+    spawn_reload_listener(ctx, tx);
+    scheduler::run_reloadable(rx, rt, stop, None).await?;
+    tracing::info!("scheduler stopped");
+    Ok(ExitStatus::Success)
+}
+
+/// Logs each enabled entry with its next due time, so a fresh start shows what will happen.
+pub fn announce(ctx: &Context, schedule: &Schedule) {
     for entry in schedule.enabled() {
         let next = crate::schedule::occurrences(
             entry,
@@ -26,18 +38,11 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitStatus> {
             None => tracing::warn!(entry = %entry.name, "entry is never due"),
         }
     }
-    let stop = StopHandle::default();
-    spawn_signal_listener(stop.clone());
-    let (tx, rx) = tokio::sync::watch::channel(schedule);
-    spawn_reload_listener(ctx, tx);
-    scheduler::run_reloadable(rx, rt, stop, None).await?;
-    tracing::info!("scheduler stopped");
-    Ok(ExitStatus::Success)
 }
 
 /// SIGHUP reloads the schedule file; an invalid file is logged problem by problem and the
 /// running schedule stays.
-fn spawn_reload_listener(ctx: &Context, tx: tokio::sync::watch::Sender<Arc<Schedule>>) {
+pub fn spawn_reload_listener(ctx: &Context, tx: tokio::sync::watch::Sender<Arc<Schedule>>) {
     let path = ctx.schedule_path.clone();
     let zone = ctx.config.app_timezone;
     tokio::spawn(async move {

@@ -1,0 +1,58 @@
+//! `conecta start`: everything a single machine needs in one process: migrations, the
+//! scheduler and a worker for `high,default`. On the embedded default (SQLite + database
+//! queue) it needs no server. SIGTERM/SIGINT stop both after the work in hand; SIGHUP reloads
+//! the schedule.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::scheduler::{announce, spawn_reload_listener};
+use super::worker::spawn_signal_listener;
+use super::{Context, ExitStatus, UsageError};
+use crate::queue::runtime::Defaults;
+use crate::queue::worker::{self, StopHandle, WorkerOptions};
+use crate::schedule::scheduler;
+
+pub async fn run(ctx: &Context, concurrency: usize) -> anyhow::Result<ExitStatus> {
+    if concurrency == 0 {
+        return Err(UsageError::new("--concurrency must be at least 1", None).into());
+    }
+    let schedule = Arc::new(ctx.schedule()?);
+    let db = ctx.connect_db(16).await?;
+    let applied = db.migrate().await?;
+    if applied > 0 {
+        tracing::info!(applied, "migrations applied");
+    }
+    let rt = ctx.runtime().await?;
+    tracing::info!(
+        connection = rt.queue.connection(),
+        database = %super::redact(&ctx.config.database_url),
+        schedule = %ctx.schedule_path.display(),
+        "conecta started: scheduler and a worker for high,default"
+    );
+    announce(ctx, &schedule);
+    let stop = StopHandle::default();
+    spawn_signal_listener(stop.clone());
+    let (tx, rx) = tokio::sync::watch::channel(schedule);
+    spawn_reload_listener(ctx, tx);
+    let timeout = 60.min(ctx.config.retry_after.saturating_sub(1)).max(1);
+    let opts = WorkerOptions {
+        queues: vec!["high".into(), "default".into()],
+        sleep: Duration::from_secs(1),
+        defaults: Defaults {
+            tries: 3,
+            timeout,
+            backoff: 10,
+        },
+        concurrency,
+        ..WorkerOptions::default()
+    };
+    let working = tokio::spawn(worker::run(rt.clone(), opts, stop.clone()));
+    let scheduled = scheduler::run_reloadable(rx, rt, stop.clone(), None).await;
+    stop.stop(worker::StopReason::Signal);
+    let worked = working.await?;
+    scheduled?;
+    worked?;
+    tracing::info!("conecta stopped");
+    Ok(ExitStatus::Success)
+}
