@@ -312,3 +312,78 @@ fn start_runs_scheduler_and_worker_on_the_embedded_default_and_exits_0_on_sigter
         "{runs}"
     );
 }
+
+#[test]
+fn health_reports_overdue_entries_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("s.toml"),
+        "[[task]]\nname = \"tick\"\ntask = \"diagnostics:noop\"\ncron = \"* * * * *\"\n",
+    )
+    .unwrap();
+    let health = |now: &str| {
+        let out = conecta(d)
+            .args([
+                "--schedule",
+                "s.toml",
+                "--now",
+                now,
+                "schedule",
+                "health",
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), v)
+    };
+    let (code, v) = health("2026-11-27T10:00:00Z");
+    assert_eq!(code, Some(0));
+    assert_eq!(v["entries"][0]["state"], "pending");
+
+    let mut child = conecta(d)
+        .args([
+            "--schedule",
+            "s.toml",
+            "--now",
+            "2026-11-27T10:00:30Z",
+            "--speed",
+            "120",
+            "scheduler",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ended = 0;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()))
+        .map_while(Result::ok)
+    {
+        if line.contains("run ended") {
+            ended += 1;
+            if ended == 3 {
+                break;
+            }
+        }
+    }
+    signal(&child, "-TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+
+    // Runs at 10:01, 10:02, 10:03 (and perhaps 10:04): healthy just after.
+    let (code, v) = health("2026-11-27T10:04:30Z");
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["entries"][0]["state"], "ok");
+    assert_eq!(v["entries"][0]["period_seconds"], 60);
+    // Nothing ran since: two periods later it is overdue.
+    let (code, v) = health("2026-11-27T10:30:00Z");
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["entries"][0]["state"], "overdue");
+    assert_eq!(v["overdue"], 1);
+    assert_eq!(
+        v["schedulers"],
+        serde_json::json!([]),
+        "a stopped scheduler is not live"
+    );
+}

@@ -318,6 +318,13 @@ pub enum ScheduleCommand {
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
     },
+    /// Overdue entries (dead-man's switch), live schedulers, schedule hash mismatches; exit 1
+    /// when anything is overdue.
+    Health {
+        /// table or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
     /// Recorded runs and their outcomes, newest first.
     History {
         /// Only this entry or task.

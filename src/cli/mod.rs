@@ -13,6 +13,7 @@ mod output;
 mod queue;
 mod run_task;
 mod schedule_check;
+mod schedule_health;
 mod schedule_history;
 mod schedule_list;
 mod schedule_next;
@@ -293,6 +294,9 @@ async fn dispatch(ctx: &Context, cli: &Cli) -> anyhow::Result<ExitStatus> {
             ScheduleCommand::Check { file } => schedule_check::run(ctx, file.as_deref(), &mut out),
             ScheduleCommand::Next { count, format } => {
                 schedule_next::run(ctx, *count, *format, &mut out)
+            }
+            ScheduleCommand::Health { format } => {
+                schedule_health::run(ctx, *format, &mut out).await
             }
             ScheduleCommand::History {
                 task,

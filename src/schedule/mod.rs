@@ -10,6 +10,7 @@ pub mod catch_up;
 pub mod cron;
 pub mod dst;
 pub mod file;
+pub mod health;
 pub mod planner;
 pub mod scheduler;
 

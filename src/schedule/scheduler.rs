@@ -6,9 +6,9 @@
 //! does. Runs are spawned, so a long task never delays the next occurrence; a stop lets the
 //! runs in hand finish (each bounded by its timeout) before `run` returns.
 //!
-//! On start it catches up on what it missed while down (`catch_up.rs` decides). Not here yet:
-//! leases across processes for `overlap` (the check is per process), the scheduler registry
-//! and SIGHUP reload.
+//! On start it catches up on what it missed while down (`catch_up.rs` decides); it registers
+//! itself in `schedulers` with a heartbeat. Not here yet: leases across processes for
+//! `overlap` (the check is per process).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -134,6 +134,7 @@ pub async fn run_reloadable(
     let mut runs = JoinSet::new();
     let mut cursor = rt.clock.now();
     tracing::info!(entries = schedule.enabled().count(), hash = %schedule.hash, "scheduler started");
+    let heartbeat = tokio::spawn(heartbeat(rt.clone(), schedules.clone(), stop.clone()));
     catch_up(
         &schedule, &rt, &runner, &running, &mut runs, &progress, cursor,
     )
@@ -206,7 +207,55 @@ pub async fn run_reloadable(
         "scheduler stopping: letting runs in hand finish"
     );
     while runs.join_next().await.is_some() {}
+    stop.stop(crate::queue::worker::StopReason::Signal);
+    if let Ok(Err(e)) = heartbeat.await {
+        tracing::warn!(error = %e, "cannot record the scheduler's stop");
+    }
     Ok(())
+}
+
+/// Registers this process in `schedulers` and refreshes it every few seconds (real time,
+/// recording the clock's instants) until stopped; warns when a live scheduler runs another
+/// schedule, since the two would disagree on what is due.
+async fn heartbeat(
+    rt: Runtime,
+    schedules: watch::Receiver<Arc<Schedule>>,
+    stop: StopHandle,
+) -> Result<(), crate::store::StoreError> {
+    use crate::store::heartbeats::{self, SchedulerBeat};
+    let started = rt.clock.now();
+    let mut row = SchedulerBeat {
+        id: uuid::Uuid::now_v7().to_string(),
+        host: gethostname::gethostname().to_string_lossy().into_owned(),
+        pid: std::process::id() as i64,
+        schedule_hash: schedules.borrow().hash.clone(),
+        started_at: started,
+        last_seen_at: started,
+        status: "running".into(),
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.stopped() => break,
+        }
+        row.last_seen_at = rt.clock.now();
+        row.schedule_hash = schedules.borrow().hash.clone();
+        heartbeats::beat_scheduler(&rt.db, &row).await?;
+        for other in heartbeats::alive_schedulers(&rt.db, row.last_seen_at).await? {
+            if other.schedule_hash != row.schedule_hash {
+                tracing::warn!(
+                    other = %format!("{}:{}", other.host, other.pid),
+                    their_hash = %other.schedule_hash,
+                    our_hash = %row.schedule_hash,
+                    "a live scheduler runs a different schedule: the two disagree on what is due"
+                );
+            }
+        }
+    }
+    row.status = "stopped".into();
+    row.last_seen_at = rt.clock.now();
+    heartbeats::beat_scheduler(&rt.db, &row).await
 }
 
 /// The most missed occurrences of one entry considered after downtime; older ones are not

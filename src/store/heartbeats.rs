@@ -1,5 +1,6 @@
-//! Live workers (`worker_heartbeats`) and the restart signal (`queue_signals`), so `queue
-//! status` can show who is alive and `queue restart` reaches every worker on every host.
+//! Live workers (`worker_heartbeats`) and schedulers (`schedulers`), and the restart signal
+//! (`queue_signals`), so `queue status` and `schedule health` can show who is alive and
+//! `queue restart` reaches every worker on every host.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -119,4 +120,78 @@ pub async fn read_signal(db: &Db, name: &str) -> Result<Option<i64>> {
         None => None,
     });
     Ok(v)
+}
+
+/// One scheduler process's row in `schedulers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SchedulerBeat {
+    /// Process id (a uuid).
+    pub id: String,
+    /// Host name.
+    pub host: String,
+    /// OS process id.
+    pub pid: i64,
+    /// Hash of the schedule file it runs.
+    pub schedule_hash: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Its last heartbeat.
+    pub last_seen_at: DateTime<Utc>,
+    /// `running` or `stopped`.
+    pub status: String,
+}
+
+/// Writes (or refreshes) a scheduler's heartbeat.
+pub async fn beat_scheduler(db: &Db, s: &SchedulerBeat) -> Result<()> {
+    let update = db
+        .sql("UPDATE schedulers SET last_seen_at = ?, status = ?, schedule_hash = ? WHERE id = ?");
+    let insert = db.sql(
+        "INSERT INTO schedulers (id, host, pid, schedule_hash, started_at, last_seen_at, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    );
+    on_pool!(db, p => {
+        let n = sqlx::query(&update)
+            .bind(s.last_seen_at.timestamp())
+            .bind(&s.status)
+            .bind(&s.schedule_hash)
+            .bind(&s.id)
+            .execute(p)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            sqlx::query(&insert)
+                .bind(&s.id)
+                .bind(&s.host)
+                .bind(s.pid)
+                .bind(&s.schedule_hash)
+                .bind(s.started_at.timestamp())
+                .bind(s.last_seen_at.timestamp())
+                .bind(&s.status)
+                .execute(p)
+                .await?;
+        }
+    });
+    Ok(())
+}
+
+/// Schedulers whose heartbeat is recent at `now`, and not stopped.
+pub async fn alive_schedulers(db: &Db, now: DateTime<Utc>) -> Result<Vec<SchedulerBeat>> {
+    let q = db.sql(
+        "SELECT id, host, pid, schedule_hash, started_at, last_seen_at, status FROM schedulers \
+         WHERE last_seen_at >= ? AND status <> 'stopped' ORDER BY started_at",
+    );
+    let rows = on_pool!(db, p => {
+        sqlx::query(&q).bind(now.timestamp() - ALIVE_FOR_SECONDS).fetch_all(p).await?
+            .iter()
+            .map(|r| Ok(SchedulerBeat {
+                id: r.try_get(0)?,
+                host: r.try_get(1)?,
+                pid: r.try_get(2)?,
+                schedule_hash: r.try_get(3)?,
+                started_at: ts(r.try_get(4)?),
+                last_seen_at: ts(r.try_get(5)?),
+                status: r.try_get(6)?,
+            }))
+            .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?
+    });
+    Ok(rows)
 }

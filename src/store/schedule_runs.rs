@@ -155,6 +155,21 @@ pub async fn last_due(db: &Db, entry: &str) -> Result<Option<DateTime<Utc>>> {
     Ok(ms(v))
 }
 
+/// The latest occurrence of `entry` that succeeded, and the earliest recorded at all.
+pub async fn last_success_and_first(
+    db: &Db,
+    entry: &str,
+) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+    let q = db.sql(
+        "SELECT MAX(CASE WHEN outcome = 'succeeded' THEN due_at END), MIN(due_at) FROM schedule_runs WHERE entry = ? AND manual = 0",
+    );
+    let (a, b): (Option<i64>, Option<i64>) = on_pool!(db, p => {
+        let r = sqlx::query(&q).bind(entry).fetch_one(p).await?;
+        (r.try_get(0)?, r.try_get(1)?)
+    });
+    Ok((ms(a), ms(b)))
+}
+
 /// Records an occurrence that will not run (outside the catch-up window, or dropped by the
 /// catch-up policy) as `missed`, unless another process already recorded it.
 pub async fn record_missed(db: &Db, c: &Claim<'_>, now: DateTime<Utc>) -> Result<bool> {
