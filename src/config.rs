@@ -136,6 +136,9 @@ pub struct Config {
     pub redis_prefix: String,
     /// `DATABASE_URL`, or one built from `DB_CONNECTION` and `DB_*`.
     pub database_url: String,
+    /// `CONECTA_LEASE`: seconds a scheduler's running-lock lasts without renewal; a run whose
+    /// process died frees its entry within this.
+    pub lease_seconds: u64,
 }
 
 /// The queue drivers (`QUEUE_CONNECTION`).
@@ -296,7 +299,17 @@ impl Config {
                 "expected a whole number of seconds above 0, like 90",
             ));
         }
+        let lease_seconds = env
+            .parse::<u64>("CONECTA_LEASE", "a whole number of seconds like 60")?
+            .unwrap_or(60);
+        if lease_seconds == 0 {
+            return Err(ConfigError::new(
+                "CONECTA_LEASE",
+                "expected a whole number of seconds above 0, like 60",
+            ));
+        }
         Ok(Self {
+            lease_seconds,
             queue_connection,
             retry_after,
             redis_url: redis_url(env)?,

@@ -387,3 +387,65 @@ fn health_reports_overdue_entries_with_exit_1() {
         "a stopped scheduler is not live"
     );
 }
+
+#[test]
+fn a_killed_schedulers_run_is_abandoned_and_another_takes_the_entry_after_one_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("s.toml"),
+        "[[task]]\nname = \"long\"\ntask = \"diagnostics:sleep\"\nargs = { ms = 600000 }\ncron = \"* * * * *\"\ntimeout = \"3s\"\n",
+    )
+    .unwrap();
+    let spawn = |now: &str| {
+        let mut c = conecta(d)
+            .env("CONECTA_LEASE", "2")
+            .args(["--schedule", "s.toml", "--now", now, "scheduler"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufRead::lines(std::io::BufReader::new(c.stderr.take().unwrap()))
+            .map_while(Result::ok);
+        (c, lines)
+    };
+    let (mut a, mut a_log) = spawn("2026-11-27T10:00:59Z");
+    assert!(
+        a_log.any(|l| l.contains("run started")),
+        "A never started its run"
+    );
+    a.kill().unwrap(); // SIGKILL in the middle of the run, lease held
+    a.wait().unwrap();
+
+    // B's clock is a minute on: A's lease (2 s) ran out long ago.
+    let (mut b, mut b_log) = spawn("2026-11-27T10:01:59Z");
+    assert!(b_log.any(|l| l.contains("took over an expired lease")));
+    assert!(
+        b_log.any(|l| l.contains("run ended")),
+        "B's run never ended"
+    );
+    signal(&b, "-TERM");
+    assert_eq!(b.wait().unwrap().code(), Some(0));
+
+    let out = conecta(d)
+        .args(["schedule", "history", "--format", "json"])
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by_due = |due: &str| {
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["due"] == due)
+            .cloned()
+            .unwrap()
+    };
+    let killed = by_due("2026-11-27T10:01:00Z");
+    assert_eq!(killed["outcome"], "failed", "{killed}");
+    assert!(
+        killed["error"].as_str().unwrap().starts_with("abandoned"),
+        "{killed}"
+    );
+    let next = by_due("2026-11-27T10:02:00Z");
+    assert_eq!(next["outcome"], "timed_out", "{next}");
+}

@@ -17,7 +17,14 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitStatus> {
     spawn_signal_listener(stop.clone());
     let (tx, rx) = tokio::sync::watch::channel(schedule);
     spawn_reload_listener(ctx, tx);
-    scheduler::run_reloadable(rx, rt, stop, None).await?;
+    scheduler::run_reloadable(
+        rx,
+        rt,
+        stop,
+        None,
+        std::time::Duration::from_secs(ctx.config.lease_seconds),
+    )
+    .await?;
     tracing::info!("scheduler stopped");
     Ok(ExitStatus::Success)
 }

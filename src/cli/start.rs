@@ -48,7 +48,14 @@ pub async fn run(ctx: &Context, concurrency: usize) -> anyhow::Result<ExitStatus
         ..WorkerOptions::default()
     };
     let working = tokio::spawn(worker::run(rt.clone(), opts, stop.clone()));
-    let scheduled = scheduler::run_reloadable(rx, rt, stop.clone(), None).await;
+    let scheduled = scheduler::run_reloadable(
+        rx,
+        rt,
+        stop.clone(),
+        None,
+        Duration::from_secs(ctx.config.lease_seconds),
+    )
+    .await;
     stop.stop(worker::StopReason::Signal);
     let worked = working.await?;
     scheduled?;

@@ -7,11 +7,11 @@
 //! runs in hand finish (each bounded by its timeout) before `run` returns.
 //!
 //! On start it catches up on what it missed while down (`catch_up.rs` decides); it registers
-//! itself in `schedulers` with a heartbeat. Not here yet: leases across processes for
-//! `overlap` (the check is per process).
+//! itself in `schedulers` with a heartbeat. `overlap = "skip"` (and, for now, `buffer-one`)
+//! is a lease in `schedule_leases` renewed while the run lives, so it holds across processes
+//! and a dead process frees its entry within one lease period.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -23,6 +23,7 @@ use super::planner::merged;
 use super::{Entry, Mode, Overlap, Schedule};
 use crate::queue::worker::StopHandle;
 use crate::queue::{JobContext, NewJob, Runtime};
+use crate::store::schedule_leases::{self, Acquired};
 use crate::store::schedule_runs::{self, Claim, Outcome};
 
 /// How far ahead the loop looks for the next occurrence.
@@ -114,7 +115,7 @@ pub async fn run(
     progress: Option<watch::Sender<Progress>>,
 ) -> Result<(), crate::store::StoreError> {
     let (_keep, schedules) = watch::channel(schedule);
-    run_reloadable(schedules, rt, stop, progress).await
+    run_reloadable(schedules, rt, stop, progress, DEFAULT_LEASE).await
 }
 
 /// Runs the scheduler until `stop`, switching to each schedule sent on `schedules` (SIGHUP
@@ -125,20 +126,17 @@ pub async fn run_reloadable(
     rt: Runtime,
     stop: StopHandle,
     progress: Option<watch::Sender<Progress>>,
+    lease: Duration,
 ) -> Result<(), crate::store::StoreError> {
     let progress = Arc::new(progress);
     let schedule = schedules.borrow_and_update().clone();
     let mut reloadable = true;
     let runner = runner_name();
-    let running: Arc<Mutex<HashSet<String>>> = Default::default();
     let mut runs = JoinSet::new();
     let mut cursor = rt.clock.now();
     tracing::info!(entries = schedule.enabled().count(), hash = %schedule.hash, "scheduler started");
     let heartbeat = tokio::spawn(heartbeat(rt.clone(), schedules.clone(), stop.clone()));
-    catch_up(
-        &schedule, &rt, &runner, &running, &mut runs, &progress, cursor,
-    )
-    .await?;
+    catch_up(&schedule, &rt, &runner, lease, &mut runs, &progress, cursor).await?;
     'outer: while !stop.is_stopped() {
         let schedule = schedules.borrow_and_update().clone();
         let entries: Vec<&Entry> = schedule.enabled().collect();
@@ -177,18 +175,13 @@ pub async fn run_reloadable(
                 }
             }
             let entry = entry.clone();
-            let (rt, runner, running, progress) = (
-                rt.clone(),
-                runner.clone(),
-                running.clone(),
-                progress.clone(),
-            );
+            let (rt, runner, progress) = (rt.clone(), runner.clone(), progress.clone());
             let due = first.due;
             if let Some(p) = progress.as_ref() {
                 p.send_modify(|p| p.in_flight += 1);
             }
             runs.spawn(async move {
-                fire(rt, entry, due, runner, running).await;
+                fire(rt, entry, due, runner, lease).await;
                 if let Some(p) = progress.as_ref() {
                     p.send_modify(|p| p.in_flight -= 1);
                 }
@@ -268,7 +261,7 @@ async fn catch_up(
     schedule: &Schedule,
     rt: &Runtime,
     runner: &str,
-    running: &Arc<Mutex<HashSet<String>>>,
+    lease: Duration,
     runs: &mut JoinSet<()>,
     progress: &Arc<Option<watch::Sender<Progress>>>,
     now: DateTime<Utc>,
@@ -301,11 +294,10 @@ async fn catch_up(
         }
         if !plan.run.is_empty() {
             // In order, one after the other, as catch_up = "all" promises.
-            let (rt, entry, runner, running, progress) = (
+            let (rt, entry, runner, progress) = (
                 rt.clone(),
                 entry.clone(),
                 runner.to_string(),
-                running.clone(),
                 progress.clone(),
             );
             if let Some(p) = progress.as_ref() {
@@ -313,14 +305,7 @@ async fn catch_up(
             }
             runs.spawn(async move {
                 for due in plan.run {
-                    fire(
-                        rt.clone(),
-                        entry.clone(),
-                        due,
-                        runner.clone(),
-                        running.clone(),
-                    )
-                    .await;
+                    fire(rt.clone(), entry.clone(), due, runner.clone(), lease).await;
                 }
                 if let Some(p) = progress.as_ref() {
                     p.send_modify(|p| p.in_flight -= 1);
@@ -331,14 +316,18 @@ async fn catch_up(
     Ok(())
 }
 
+/// What an abandoned run is recorded with.
+pub const ABANDONED: &str = "abandoned: the process running it stopped renewing its lease";
+
+/// How long a running-lock lasts without renewal unless configured (`CONECTA_LEASE`).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+fn to_delta(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+}
+
 /// Claims one occurrence and, if this process won it, runs it and records the outcome.
-async fn fire(
-    rt: Runtime,
-    entry: Entry,
-    due: DateTime<Utc>,
-    runner: String,
-    running: Arc<Mutex<HashSet<String>>>,
-) {
+async fn fire(rt: Runtime, entry: Entry, due: DateTime<Utc>, runner: String, lease: Duration) {
     let claim = Claim {
         entry: &entry.name,
         task: &entry.task,
@@ -354,37 +343,73 @@ async fn fire(
             return;
         }
     };
-    let overlapping = !running
-        .lock()
-        .expect("running set")
-        .insert(entry.name.clone());
-    let span = tracing::info_span!("occurrence", entry = %entry.name, due = %due);
-    let _enter = span.enter();
-    if overlapping && entry.overlap != Overlap::Allow {
-        let _ = schedule_runs::finish(
-            &rt.db,
-            id,
-            Outcome::SkippedOverlap,
-            Some("the previous run was still going"),
-            rt.clock.now(),
-        )
-        .await;
-        tracing::info!(outcome = "skipped_overlap", "skipped");
-        return;
+    let leased = entry.overlap != Overlap::Allow;
+    if leased {
+        let now = rt.clock.now();
+        match schedule_leases::acquire(&rt.db, &entry.name, id, now, now + to_delta(lease)).await {
+            Ok(Acquired::Free) => {}
+            Ok(Acquired::TookOver(dead)) => {
+                tracing::warn!(entry = %entry.name, abandoned_run = dead, "took over an expired lease: its run is recorded as failed");
+                let _ = schedule_runs::finish(&rt.db, dead, Outcome::Failed, Some(ABANDONED), now)
+                    .await;
+            }
+            Ok(Acquired::Held) => {
+                let _ = schedule_runs::finish(
+                    &rt.db,
+                    id,
+                    Outcome::SkippedOverlap,
+                    Some("the previous run was still going"),
+                    now,
+                )
+                .await;
+                tracing::info!(entry = %entry.name, due = %due, outcome = "skipped_overlap", "skipped");
+                return;
+            }
+            Err(e) => {
+                let _ = schedule_runs::finish(
+                    &rt.db,
+                    id,
+                    Outcome::Failed,
+                    Some(&format!("cannot take the running-lock: {e}")),
+                    now,
+                )
+                .await;
+                return;
+            }
+        }
     }
-    drop(_enter);
+    tracing::info!(entry = %entry.name, due = %due, "run started");
     let started = rt.clock.now();
-    let (outcome, error) = execute(
+    let work = execute(
         &rt,
         &entry.task,
         &entry.args,
         entry.mode,
         &entry.queue,
         entry.timeout,
-    )
-    .await;
-    if !overlapping {
-        running.lock().expect("running set").remove(&entry.name);
+    );
+    let (outcome, error) = if leased {
+        // Renew the lease at a third of its length while the run is alive.
+        let renewing = async {
+            loop {
+                rt.clock
+                    .sleep_until(rt.clock.now() + to_delta(lease) / 3)
+                    .await;
+                let until = rt.clock.now() + to_delta(lease);
+                if let Err(e) = schedule_leases::renew(&rt.db, &entry.name, id, until).await {
+                    tracing::warn!(entry = %entry.name, error = %e, "cannot renew the running-lock");
+                }
+            }
+        };
+        tokio::select! {
+            r = work => r,
+            _ = renewing => unreachable!("renewal never ends"),
+        }
+    } else {
+        work.await
+    };
+    if leased && let Err(e) = schedule_leases::release(&rt.db, &entry.name, id).await {
+        tracing::warn!(entry = %entry.name, error = %e, "cannot release the running-lock; it expires by itself");
     }
     let finished = rt.clock.now();
     if let Err(e) = schedule_runs::finish(&rt.db, id, outcome, error.as_deref(), finished).await {

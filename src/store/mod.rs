@@ -8,6 +8,7 @@
 pub mod batches;
 pub mod failed_jobs;
 pub mod heartbeats;
+pub mod schedule_leases;
 pub mod schedule_runs;
 
 use std::borrow::Cow;

@@ -1,0 +1,8 @@
+-- The running-lock of an entry with overlap = "skip": held by one run, renewed while that run
+-- is alive, taken over once expired, so a run whose process died frees its entry within one
+-- lease period. expires_at is unix milliseconds from conecta's clock.
+CREATE TABLE schedule_leases (
+    entry TEXT NOT NULL PRIMARY KEY,
+    run_id INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
