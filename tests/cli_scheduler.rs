@@ -449,3 +449,41 @@ fn a_killed_schedulers_run_is_abandoned_and_another_takes_the_entry_after_one_le
     let next = by_due("2026-11-27T10:02:00Z");
     assert_eq!(next["outcome"], "timed_out", "{next}");
 }
+
+#[test]
+fn sigterm_during_a_run_exits_0_after_the_run_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("s.toml"),
+        "[[task]]\nname = \"slow\"\ntask = \"diagnostics:sleep\"\nargs = { ms = 1500 }\ncron = \"* * * * *\"\n",
+    )
+    .unwrap();
+    let mut child = conecta(d)
+        .args([
+            "--schedule",
+            "s.toml",
+            "--now",
+            "2026-11-27T10:00:59Z",
+            "scheduler",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()))
+        .map_while(Result::ok);
+    assert!(log.any(|l| l.contains("run started")));
+    signal(&child, "-TERM");
+    assert!(
+        log.any(|l| l.contains("run ended") && l.contains("succeeded")),
+        "the run in hand did not finish"
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let out = conecta(d)
+        .args(["schedule", "history", "--format", "json"])
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs[0]["outcome"], "succeeded");
+}
