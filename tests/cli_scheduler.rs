@@ -17,6 +17,12 @@ fn conecta(dir: &std::path::Path) -> Command {
     cmd
 }
 
+/// The log lines a child writes on its piped stderr.
+fn log_lines(child: &mut std::process::Child) -> impl Iterator<Item = String> + use<> {
+    let stderr = child.stderr.take().expect("stderr piped");
+    std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok)
+}
+
 #[test]
 fn run_task_runs_records_and_fails_with_exit_1() {
     let dir = tempfile::tempdir().unwrap();
@@ -121,16 +127,10 @@ fn the_scheduler_fires_each_occurrence_once_in_fast_simulated_time_and_exits_0_o
         .spawn()
         .unwrap();
     // Wait for three runs to be logged (half a real second each at this speed).
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut ended = 0;
-    for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
-        if line.contains("run ended") {
-            ended += 1;
-            if ended == 3 {
-                break;
-            }
-        }
-    }
+    let ended = log_lines(&mut child)
+        .filter(|l| l.contains("run ended"))
+        .take(3)
+        .count();
     assert_eq!(ended, 3, "the scheduler exited before three runs");
     assert!(
         Command::new("kill")
@@ -216,8 +216,7 @@ fn sighup_with_a_broken_file_keeps_the_old_schedule_and_a_good_file_replaces_it(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()))
-        .map_while(Result::ok);
+    let mut lines = log_lines(&mut child);
     let mut wait_for = |needle: &str| {
         for line in lines.by_ref() {
             if line.contains(needle) {
@@ -276,9 +275,7 @@ fn start_runs_scheduler_and_worker_on_the_embedded_default_and_exits_0_on_sigter
         .spawn()
         .unwrap();
     let mut seen = Vec::new();
-    for line in std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()))
-        .map_while(Result::ok)
-    {
+    for line in log_lines(&mut child) {
         for needle in [
             "migrations applied",
             "next_due=2026-11-27T10:01:00Z",
@@ -357,17 +354,11 @@ fn health_reports_overdue_entries_with_exit_1() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut ended = 0;
-    for line in std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()))
-        .map_while(Result::ok)
-    {
-        if line.contains("run ended") {
-            ended += 1;
-            if ended == 3 {
-                break;
-            }
-        }
-    }
+    let ended = log_lines(&mut child)
+        .filter(|l| l.contains("run ended"))
+        .take(3)
+        .count();
+    assert_eq!(ended, 3, "the scheduler exited before three runs");
     signal(&child, "-TERM");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 
@@ -405,8 +396,7 @@ fn a_killed_schedulers_run_is_abandoned_and_another_takes_the_entry_after_one_le
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let lines = std::io::BufRead::lines(std::io::BufReader::new(c.stderr.take().unwrap()))
-            .map_while(Result::ok);
+        let lines = log_lines(&mut c);
         (c, lines)
     };
     let (mut a, mut a_log) = spawn("2026-11-27T10:00:59Z");
@@ -471,8 +461,7 @@ fn sigterm_during_a_run_exits_0_after_the_run_finishes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut log = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()))
-        .map_while(Result::ok);
+    let mut log = log_lines(&mut child);
     assert!(log.any(|l| l.contains("run started")));
     signal(&child, "-TERM");
     assert!(

@@ -106,33 +106,8 @@ async fn three_days_across_a_dst_change_run_exactly_as_planned() {
     let end: DateTime<Utc> = "2026-03-10T04:00:00Z".parse().unwrap(); // 00:00 EDT, Mar 10
     let h = support::harness_from("sqlite", start).await.unwrap();
     let schedule = Arc::new(file::parse("ny.toml".as_ref(), SCHEDULE, Tz::UTC).unwrap());
-    let (tx, mut rx) = tokio::sync::watch::channel(scheduler::Progress {
-        next_due: start - TimeDelta::seconds(1),
-        in_flight: 0,
-    });
-    let stop = StopHandle::default();
-    let looping = tokio::spawn(scheduler::run(
-        schedule.clone(),
-        h.rt.clone(),
-        stop.clone(),
-        Some(tx),
-    ));
-    let mut now = start;
     // The clock stops one minute short of `end`, so nothing due at `end` fires.
-    while now < end - TimeDelta::minutes(1) {
-        // Wait until the loop sleeps on an occurrence after the clock and every run it started
-        // has ended: the test moves time only when the system is quiet, so runs are exact.
-        rx.wait_for(|p| p.next_due > now && p.in_flight == 0)
-            .await
-            .unwrap();
-        now += TimeDelta::minutes(1);
-        h.clock.set(now);
-    }
-    rx.wait_for(|p| p.next_due >= end && p.in_flight == 0)
-        .await
-        .unwrap();
-    stop.stop(conecta::queue::worker::StopReason::Signal);
-    looping.await.unwrap().unwrap();
+    live(&h, &schedule, end - TimeDelta::minutes(1)).await;
 
     let runs = schedule_runs::history(&h.db, None, 10_000).await.unwrap();
     let ny: Tz = "America/New_York".parse().unwrap();
@@ -217,7 +192,9 @@ catch_up_window = "2h"
 catch_up_max = 3
 "#;
 
-/// Drives the real loop from the clock's instant up to `until`, a minute at a time.
+/// Drives the real loop from the clock's instant up to `until`, a minute at a time. Time moves
+/// only once the loop sleeps on an occurrence after the clock and every run it started has
+/// ended, so the runs are exact whatever the machine's speed.
 async fn live(h: &Harness, schedule: &Arc<conecta::schedule::Schedule>, until: DateTime<Utc>) {
     let now0 = h.now();
     let (tx, mut rx) = tokio::sync::watch::channel(scheduler::Progress {

@@ -200,20 +200,6 @@ async fn unique(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> anyhow::
     Ok(())
 }
 
-fn rss_kb_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -251,7 +237,7 @@ async fn latency(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> anyhow:
     });
     // Let the worker start and settle, then read its idle memory.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let idle_rss_kb = rss_kb_of(pid);
+    let idle_rss_kb = crate::queue::worker::rss_kb_of(pid);
     let mut sent = std::collections::HashMap::new();
     let interval = Duration::from_micros(1_000_000 / 200);
     let mut ticker = tokio::time::interval(interval);

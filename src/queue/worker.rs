@@ -148,11 +148,20 @@ pub fn rss_mb() -> u64 {
 
 /// Peak resident memory of this process in KB (Linux `VmHWM`; 0 where unknown).
 pub fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    proc_status_kb("self", "VmHWM:")
+}
+
+/// Resident memory of process `pid` in KB (Linux `VmRSS`; 0 where unknown).
+pub fn rss_kb_of(pid: u32) -> u64 {
+    proc_status_kb(&pid.to_string(), "VmRSS:")
+}
+
+fn proc_status_kb(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))?
+                .find(|l| l.starts_with(field))?
                 .split_whitespace()
                 .nth(1)?
                 .parse()
