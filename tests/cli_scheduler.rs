@@ -17,6 +17,14 @@ fn conecta(dir: &std::path::Path) -> Command {
     cmd
 }
 
+/// Starts `cmd` with stdout discarded and stderr piped for [`log_lines`].
+fn piped(cmd: &mut Command) -> std::process::Child {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// The log lines a child writes on its piped stderr.
 fn log_lines(child: &mut std::process::Child) -> impl Iterator<Item = String> + use<> {
     let stderr = child.stderr.take().expect("stderr piped");
@@ -112,20 +120,15 @@ fn the_scheduler_fires_each_occurrence_once_in_fast_simulated_time_and_exits_0_o
         "[[task]]\nname = \"tick\"\ntask = \"diagnostics:noop\"\ncron = \"* * * * *\"\n",
     )
     .unwrap();
-    let mut child = conecta(d)
-        .args([
-            "--schedule",
-            "s.toml",
-            "--now",
-            "2026-11-27T10:00:30Z",
-            "--speed",
-            "120",
-            "scheduler",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = piped(conecta(d).args([
+        "--schedule",
+        "s.toml",
+        "--now",
+        "2026-11-27T10:00:30Z",
+        "--speed",
+        "120",
+        "scheduler",
+    ]));
     // Wait for three runs to be logged (half a real second each at this speed).
     let ended = log_lines(&mut child)
         .filter(|l| l.contains("run ended"))
@@ -202,20 +205,15 @@ fn sighup_with_a_broken_file_keeps_the_old_schedule_and_a_good_file_replaces_it(
         "[[task]]\nname = \"old\"\ntask = \"diagnostics:noop\"\ncron = \"* * * * *\"\n",
     )
     .unwrap();
-    let mut child = conecta(d)
-        .args([
-            "--schedule",
-            "s.toml",
-            "--now",
-            "2026-11-27T10:00:30Z",
-            "--speed",
-            "120",
-            "scheduler",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = piped(conecta(d).args([
+        "--schedule",
+        "s.toml",
+        "--now",
+        "2026-11-27T10:00:30Z",
+        "--speed",
+        "120",
+        "scheduler",
+    ]));
     let mut lines = log_lines(&mut child);
     let mut wait_for = |needle: &str| {
         for line in lines.by_ref() {
@@ -260,20 +258,15 @@ fn start_runs_scheduler_and_worker_on_the_embedded_default_and_exits_0_on_sigter
         "[[task]]\nname = \"tick\"\ntask = \"diagnostics:noop\"\ncron = \"* * * * *\"\nmode = \"queue\"\n",
     )
     .unwrap();
-    let mut child = conecta(d)
-        .args([
-            "--schedule",
-            "s.toml",
-            "--now",
-            "2026-11-27T10:00:30Z",
-            "--speed",
-            "120",
-            "start",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = piped(conecta(d).args([
+        "--schedule",
+        "s.toml",
+        "--now",
+        "2026-11-27T10:00:30Z",
+        "--speed",
+        "120",
+        "start",
+    ]));
     let mut seen = Vec::new();
     for line in log_lines(&mut child) {
         for needle in [
@@ -340,20 +333,15 @@ fn health_reports_overdue_entries_with_exit_1() {
     assert_eq!(code, Some(0));
     assert_eq!(v["entries"][0]["state"], "pending");
 
-    let mut child = conecta(d)
-        .args([
-            "--schedule",
-            "s.toml",
-            "--now",
-            "2026-11-27T10:00:30Z",
-            "--speed",
-            "120",
-            "scheduler",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = piped(conecta(d).args([
+        "--schedule",
+        "s.toml",
+        "--now",
+        "2026-11-27T10:00:30Z",
+        "--speed",
+        "120",
+        "scheduler",
+    ]));
     let ended = log_lines(&mut child)
         .filter(|l| l.contains("run ended"))
         .take(3)
@@ -389,13 +377,13 @@ fn a_killed_schedulers_run_is_abandoned_and_another_takes_the_entry_after_one_le
     )
     .unwrap();
     let spawn = |now: &str| {
-        let mut c = conecta(d)
-            .env("CONECTA_LEASE", "2")
-            .args(["--schedule", "s.toml", "--now", now, "scheduler"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut c = piped(conecta(d).env("CONECTA_LEASE", "2").args([
+            "--schedule",
+            "s.toml",
+            "--now",
+            now,
+            "scheduler",
+        ]));
         let lines = log_lines(&mut c);
         (c, lines)
     };
@@ -449,18 +437,13 @@ fn sigterm_during_a_run_exits_0_after_the_run_finishes() {
         "[[task]]\nname = \"slow\"\ntask = \"diagnostics:sleep\"\nargs = { ms = 1500 }\ncron = \"* * * * *\"\n",
     )
     .unwrap();
-    let mut child = conecta(d)
-        .args([
-            "--schedule",
-            "s.toml",
-            "--now",
-            "2026-11-27T10:00:59Z",
-            "scheduler",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = piped(conecta(d).args([
+        "--schedule",
+        "s.toml",
+        "--now",
+        "2026-11-27T10:00:59Z",
+        "scheduler",
+    ]));
     let mut log = log_lines(&mut child);
     assert!(log.any(|l| l.contains("run started")));
     signal(&child, "-TERM");
