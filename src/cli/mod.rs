@@ -74,6 +74,8 @@ pub struct Context {
     pub clock: SharedClock,
     /// The schedule file to use (`--schedule`, else `CONECTA_SCHEDULE`, else the default).
     pub schedule_path: PathBuf,
+    /// The clock's instant when the process started, before any connection was made.
+    pub started: DateTime<Utc>,
 }
 
 impl Context {
@@ -185,6 +187,7 @@ fn context(cli: &Cli) -> anyhow::Result<Context> {
         .into());
     }
     let clock = clock::from_flags(config.now, config.speed);
+    let started = clock.now();
     let schedule_path = cli
         .global
         .schedule
@@ -194,6 +197,7 @@ fn context(cli: &Cli) -> anyhow::Result<Context> {
         config,
         clock,
         schedule_path,
+        started,
     })
 }
 

@@ -23,6 +23,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitStatus> {
         stop,
         None,
         std::time::Duration::from_secs(ctx.config.lease_seconds),
+        ctx.started,
     )
     .await?;
     tracing::info!("scheduler stopped");

@@ -54,6 +54,7 @@ pub async fn run(ctx: &Context, concurrency: usize) -> anyhow::Result<ExitStatus
         stop.clone(),
         None,
         Duration::from_secs(ctx.config.lease_seconds),
+        ctx.started,
     )
     .await;
     stop.stop(worker::StopReason::Signal);

@@ -115,25 +115,28 @@ pub async fn run(
     progress: Option<watch::Sender<Progress>>,
 ) -> Result<(), crate::store::StoreError> {
     let (_keep, schedules) = watch::channel(schedule);
-    run_reloadable(schedules, rt, stop, progress, DEFAULT_LEASE).await
+    let from = rt.clock.now();
+    run_reloadable(schedules, rt, stop, progress, DEFAULT_LEASE, from).await
 }
 
 /// Runs the scheduler until `stop`, switching to each schedule sent on `schedules` (SIGHUP
 /// reload). A switch re-plans from where the loop stands; an occurrence already claimed is
-/// not fired again, since its claim exists.
+/// not fired again, since its claim exists. Occurrences from `from` on are fired: a process
+/// passes the instant it started, so one falling due while it connects is not lost.
 pub async fn run_reloadable(
     mut schedules: watch::Receiver<Arc<Schedule>>,
     rt: Runtime,
     stop: StopHandle,
     progress: Option<watch::Sender<Progress>>,
     lease: Duration,
+    from: DateTime<Utc>,
 ) -> Result<(), crate::store::StoreError> {
     let progress = Arc::new(progress);
     let schedule = schedules.borrow_and_update().clone();
     let mut reloadable = true;
     let runner = runner_name();
     let mut runs = JoinSet::new();
-    let mut cursor = rt.clock.now();
+    let mut cursor = from.min(rt.clock.now());
     tracing::info!(entries = schedule.enabled().count(), hash = %schedule.hash, "scheduler started");
     let heartbeat = tokio::spawn(heartbeat(rt.clone(), schedules.clone(), stop.clone()));
     catch_up(&schedule, &rt, &runner, lease, &mut runs, &progress, cursor).await?;
