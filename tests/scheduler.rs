@@ -319,3 +319,26 @@ async fn catch_up_after_five_hours_down_follows_each_policy() {
     assert_eq!(ran, expected);
     h.finish().await;
 }
+
+/// A task whose handler panics is recorded as failed, not lost with its run left `running`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inline_task_that_panics_fails_with_the_panic_message() {
+    let h = support::harness("sqlite").await.unwrap();
+    let args = serde_json::json!({ "n": 1 }).as_object().unwrap().clone();
+    let (outcome, error) = scheduler::execute(
+        &h.rt,
+        "test:panic",
+        &args,
+        conecta::schedule::Mode::Inline,
+        "default",
+        None,
+    )
+    .await;
+    assert_eq!(outcome, schedule_runs::Outcome::Failed);
+    assert!(
+        error
+            .unwrap()
+            .contains("handler panicked: test:panic was asked to panic")
+    );
+    h.finish().await;
+}

@@ -12,6 +12,7 @@ use chrono::TimeDelta;
 use futures::FutureExt;
 use serde_json::Value;
 
+use super::registry::Handler;
 use super::{
     Enqueued, Envelope, JobContext, JobError, NewJob, Queue, QueueError, Registry, Reserved,
     UniqueUntil,
@@ -201,17 +202,15 @@ impl Runtime {
             queue: job.queue.clone(),
         };
         let timeout = envelope.timeout.unwrap_or(defaults.timeout);
-        let deadline = self.clock.now() + TimeDelta::seconds(timeout as i64);
-        let run = AssertUnwindSafe(handler(ctx, envelope.data.clone())).catch_unwind();
-        let result = tokio::select! {
-            r = run => match r {
-                Ok(r) => r,
-                Err(panic) => Err(JobError::Retry(format!("handler panicked: {}", panic_text(&panic)))),
-            },
-            _ = self.clock.sleep_until(deadline) => {
-                Err(JobError::Retry(format!("timed out after {timeout}s")))
-            }
-        };
+        let result = self
+            .run_handler(
+                handler,
+                ctx,
+                envelope.data.clone(),
+                Some(Duration::from_secs(timeout)),
+            )
+            .await
+            .unwrap_or_else(|| Err(JobError::Retry(format!("timed out after {timeout}s"))));
         match result {
             Ok(()) => {
                 self.queue.delete(&job).await?;
@@ -235,6 +234,35 @@ impl Runtime {
                 self.retry_or_fail(&job, &envelope, defaults, delay, m)
                     .await
             }
+        }
+    }
+
+    /// Runs `handler` on `data`, cancelled at `timeout` on the clock if given (then `None`).
+    /// A panic is caught and returned as a retryable error, so a broken handler never takes
+    /// its caller down. Queue jobs and inline scheduled tasks both run through here.
+    pub async fn run_handler(
+        &self,
+        handler: &Handler,
+        ctx: JobContext,
+        data: Value,
+        timeout: Option<Duration>,
+    ) -> Option<std::result::Result<(), JobError>> {
+        let run = async {
+            match AssertUnwindSafe(handler(ctx, data)).catch_unwind().await {
+                Ok(r) => r,
+                Err(panic) => Err(JobError::Retry(format!(
+                    "handler panicked: {}",
+                    panic_text(&panic)
+                ))),
+            }
+        };
+        let Some(limit) = timeout else {
+            return Some(run.await);
+        };
+        let deadline = self.clock.now() + TimeDelta::from_std(limit).unwrap_or(TimeDelta::MAX);
+        tokio::select! {
+            r = run => Some(r),
+            _ = self.clock.sleep_until(deadline) => None,
         }
     }
 

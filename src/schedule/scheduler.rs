@@ -62,17 +62,9 @@ pub async fn execute(
         attempts: 1,
         queue: "inline".into(),
     };
-    let run = handler(ctx, Value::Object(args.clone()));
-    let result = match timeout {
-        Some(limit) => {
-            let deadline = rt.clock.now() + TimeDelta::from_std(limit).unwrap_or(TimeDelta::MAX);
-            tokio::select! {
-                r = run => Some(r),
-                _ = rt.clock.sleep_until(deadline) => None,
-            }
-        }
-        None => Some(run.await),
-    };
+    let result = rt
+        .run_handler(handler, ctx, Value::Object(args.clone()), timeout)
+        .await;
     match result {
         Some(Ok(())) => (Outcome::Succeeded, None),
         Some(Err(e)) => (Outcome::Failed, Some(e.to_string())),

@@ -93,6 +93,12 @@ fn registry(rec: &Recorder) -> Registry {
             Ok(())
         }
     });
+    r.register("test:panic", |_ctx: JobContext, p: N| async move {
+        if p.n < u64::MAX {
+            panic!("test:panic was asked to panic");
+        }
+        Ok(())
+    });
     r.register("test:fail", |_ctx: JobContext, p: N| async move {
         Err(JobError::Retry(format!("job {} always fails", p.n)))
     });
