@@ -203,6 +203,18 @@ impl Harness {
         self.clock.now_utc()
     }
 
+    /// Jobs ready to run, over every queue.
+    pub async fn pending(&self) -> u64 {
+        self.rt
+            .queue
+            .depths(self.now())
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.pending)
+            .sum()
+    }
+
     /// Drops what the test created on shared servers.
     pub async fn finish(self) {
         let _ = self.rt.queue.purge().await;
