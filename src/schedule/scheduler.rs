@@ -169,17 +169,9 @@ pub async fn run_reloadable(
                     },
                 }
             }
-            let entry = entry.clone();
-            let (rt, runner, progress) = (rt.clone(), runner.clone(), progress.clone());
-            let due = first.due;
-            if let Some(p) = progress.as_ref() {
-                p.send_modify(|p| p.in_flight += 1);
-            }
-            runs.spawn(async move {
+            let (rt, entry, runner, due) = (rt.clone(), entry.clone(), runner.clone(), first.due);
+            spawn_counted(&mut runs, &progress, async move {
                 fire(rt, entry, due, runner, lease).await;
-                if let Some(p) = progress.as_ref() {
-                    p.send_modify(|p| p.in_flight -= 1);
-                }
             });
         }
         cursor = first.due + TimeDelta::milliseconds(1);
@@ -246,6 +238,24 @@ async fn heartbeat(
     heartbeats::beat_scheduler(&rt.db, &row).await
 }
 
+/// Spawns a run, counted in [`Progress::in_flight`] until it ends.
+fn spawn_counted(
+    runs: &mut JoinSet<()>,
+    progress: &Arc<Option<watch::Sender<Progress>>>,
+    run: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    if let Some(p) = progress.as_ref() {
+        p.send_modify(|p| p.in_flight += 1);
+    }
+    let progress = progress.clone();
+    runs.spawn(async move {
+        run.await;
+        if let Some(p) = progress.as_ref() {
+            p.send_modify(|p| p.in_flight -= 1);
+        }
+    });
+}
+
 /// The most missed occurrences of one entry considered after downtime; older ones are not
 /// recorded (a month of an every-minute entry would otherwise be 43,200 rows).
 const CATCH_UP_SCAN_LIMIT: usize = 10_000;
@@ -289,21 +299,10 @@ async fn catch_up(
         }
         if !plan.run.is_empty() {
             // In order, one after the other, as catch_up = "all" promises.
-            let (rt, entry, runner, progress) = (
-                rt.clone(),
-                entry.clone(),
-                runner.to_string(),
-                progress.clone(),
-            );
-            if let Some(p) = progress.as_ref() {
-                p.send_modify(|p| p.in_flight += 1);
-            }
-            runs.spawn(async move {
+            let (rt, entry, runner) = (rt.clone(), entry.clone(), runner.to_string());
+            spawn_counted(runs, progress, async move {
                 for due in plan.run {
                     fire(rt.clone(), entry.clone(), due, runner.clone(), lease).await;
-                }
-                if let Some(p) = progress.as_ref() {
-                    p.send_modify(|p| p.in_flight -= 1);
                 }
             });
         }
