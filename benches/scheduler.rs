@@ -43,12 +43,12 @@ fn main() {
         db.migrate().await.unwrap();
         let start: DateTime<Utc> = "2026-11-27T10:00:50Z".parse().unwrap();
         let clock = Arc::new(SimulatedClock::new(start, SPEED));
-        let runtime = Runtime {
-            queue: Arc::new(DatabaseQueue::new(db.clone(), Duration::from_secs(90))),
-            db: db.clone(),
-            registry: Arc::new(Registry::standard()),
-            clock: clock.clone(),
-        };
+        let runtime = Runtime::new(
+            Arc::new(DatabaseQueue::new(db.clone(), Duration::from_secs(90))),
+            db.clone(),
+            Arc::new(Registry::standard()),
+            clock.clone(),
+        );
         let text = "[[task]]\nname = \"tick\"\ntask = \"diagnostics:noop\"\ncron = \"* * * * *\"\n";
         let schedule = Arc::new(file::parse("b.toml".as_ref(), text, Tz::UTC).unwrap());
         let stop = StopHandle::default();

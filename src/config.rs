@@ -139,6 +139,103 @@ pub struct Config {
     /// `CONECTA_LEASE`: seconds a scheduler's running-lock lasts without renewal; a run whose
     /// process died frees its entry within this.
     pub lease_seconds: u64,
+    /// `MAIL_*`: how reminder and notification emails leave.
+    pub mail: MailConfig,
+    /// `CONECTA_OUTBOX_STREAM`: a Redis stream each published outbox message is also added
+    /// to (`XADD`), for consumers outside conecta; none by default.
+    pub outbox_stream: Option<String>,
+}
+
+/// `MAIL_MAILER`: where mail goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailerKind {
+    /// One `.eml` file per message in `CONECTA_MAIL_PATH` (default `storage/mail/`).
+    File,
+    /// An SMTP server (`MAIL_HOST`, `MAIL_PORT`, `MAIL_USERNAME`, `MAIL_PASSWORD`,
+    /// `MAIL_ENCRYPTION`).
+    Smtp,
+    /// A log line per message.
+    Log,
+}
+
+/// The mail settings.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// Which mailer.
+    pub mailer: MailerKind,
+    /// SMTP host.
+    pub host: String,
+    /// SMTP port.
+    pub port: u16,
+    /// SMTP user, if any.
+    pub username: Option<String>,
+    /// SMTP password, if any.
+    pub password: Option<String>,
+    /// `tls` (STARTTLS), `ssl` (implicit TLS) or none.
+    pub encryption: Option<String>,
+    /// The sender.
+    pub from: String,
+    /// Where the `file` mailer writes.
+    pub path: PathBuf,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            mailer: MailerKind::File,
+            host: "127.0.0.1".into(),
+            port: 1025,
+            username: None,
+            password: None,
+            encryption: None,
+            from: "noreply@vito.test".into(),
+            path: PathBuf::from("storage/mail"),
+        }
+    }
+}
+
+fn mail_config(env: &Env) -> Result<MailConfig, ConfigError> {
+    let d = MailConfig::default();
+    let mailer = match env.get("MAIL_MAILER").unwrap_or("file") {
+        "file" => MailerKind::File,
+        "smtp" => MailerKind::Smtp,
+        "log" => MailerKind::Log,
+        other => {
+            return Err(ConfigError::new(
+                "MAIL_MAILER",
+                format!("expected file, smtp or log, got: {other:?}"),
+            ));
+        }
+    };
+    let encryption = match env.get("MAIL_ENCRYPTION") {
+        None | Some("null") => None,
+        Some(e @ ("tls" | "ssl")) => Some(e.to_string()),
+        Some(other) => {
+            return Err(ConfigError::new(
+                "MAIL_ENCRYPTION",
+                format!("expected tls, ssl or null, got: {other:?}"),
+            ));
+        }
+    };
+    let null = |v: Option<&str>| v.filter(|v| *v != "null").map(str::to_string);
+    Ok(MailConfig {
+        mailer,
+        host: env.get("MAIL_HOST").map(str::to_string).unwrap_or(d.host),
+        port: env
+            .parse::<u16>("MAIL_PORT", "a port number like 587")?
+            .unwrap_or(d.port),
+        username: null(env.get("MAIL_USERNAME")),
+        password: null(env.get("MAIL_PASSWORD")),
+        encryption,
+        from: env
+            .get("MAIL_FROM_ADDRESS")
+            .map(str::to_string)
+            .unwrap_or(d.from),
+        path: env
+            .get("CONECTA_MAIL_PATH")
+            .map(PathBuf::from)
+            .unwrap_or(d.path),
+    })
 }
 
 /// The queue drivers (`QUEUE_CONNECTION`).
@@ -310,6 +407,8 @@ impl Config {
         }
         Ok(Self {
             lease_seconds,
+            mail: mail_config(env)?,
+            outbox_stream: env.get("CONECTA_OUTBOX_STREAM").map(str::to_string),
             queue_connection,
             retry_after,
             redis_url: redis_url(env)?,

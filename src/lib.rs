@@ -9,6 +9,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod duration;
+pub mod mail;
+pub mod progress;
 pub mod queue;
 pub mod rfc3339;
 pub mod schedule;

@@ -87,6 +87,15 @@ pub enum Command {
     /// The database.
     #[command(subcommand)]
     Db(DbCommand),
+    /// The transactional outbox: publish, inspect stuck messages, replay, prune.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+    /// Synthetic demo data for a newcomer's first run.
+    #[command(subcommand)]
+    Demo(DemoCommand),
+    /// Tenants: plan-limit violations found by tenants:audit-limits.
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
     /// Standard workloads against the configured queue; one `RESULT key=value …` line each.
     Bench(BenchArgs),
 }
@@ -261,6 +270,79 @@ pub enum BatchCommand {
 pub enum DbCommand {
     /// Apply migrations for the configured database.
     Migrate,
+}
+
+/// `conecta outbox …`
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Claim and publish pending messages in id order until none is left.
+    Process {
+        /// Messages per claim.
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+        /// Stop after this many messages.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Messages stuck: claimed and not processed past --stuck-after, or failing at least
+    /// --attempts times, with their errors.
+    Coroner {
+        /// A claim older than this is stuck (e.g. 10m).
+        #[arg(long, default_value = "10m")]
+        stuck_after: String,
+        /// Failing this many times or more is stuck.
+        #[arg(long, default_value_t = 5)]
+        attempts: i64,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// table or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Publish messages from-id..=to-id again, processed or not.
+    Replay {
+        /// First id.
+        #[arg(long)]
+        from_id: i64,
+        /// Last id (inclusive).
+        #[arg(long)]
+        to_id: i64,
+    },
+    /// Delete processed messages older than N days.
+    Prune {
+        /// Days to keep.
+        #[arg(long, default_value_t = 7)]
+        days: i64,
+    },
+}
+
+/// `conecta demo …`
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Fill the business tables with a realistic synthetic data set as of now.
+    Seed {
+        /// Tenants to create (about 80% approved).
+        #[arg(long, default_value_t = 25)]
+        tenants: u64,
+        /// The random seed (same seed and --now, same data).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+/// `conecta tenants …`
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Plan-limit violations, open ones unless --all.
+    Violations {
+        /// Include resolved ones.
+        #[arg(long)]
+        all: bool,
+        /// table or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
 }
 
 /// Which standard workload.

@@ -7,8 +7,10 @@ pub mod args;
 mod batch;
 mod bench;
 mod db;
+mod demo;
 mod dispatch;
 mod locks;
+mod outbox;
 mod output;
 mod queue;
 mod run_task;
@@ -20,6 +22,7 @@ mod schedule_next;
 mod schedule_simulate;
 mod scheduler;
 mod start;
+mod tenants;
 mod worker;
 
 use std::io::Write;
@@ -123,12 +126,16 @@ impl Context {
                 Some("check QUEUE_CONNECTION and REDIS_URL (or REDIS_HOST/REDIS_PORT), and that Redis is up".to_string()),
             )
         })?;
-        Ok(Runtime {
+        let settings = crate::tasks::Settings::from_config(&self.config)
+            .map_err(|m| UsageError::new(m, Some("check MAIL_MAILER and MAIL_*".to_string())))?;
+        let mut rt = Runtime::new(
             queue,
             db,
-            registry: std::sync::Arc::new(Registry::standard()),
-            clock: self.clock.clone(),
-        })
+            std::sync::Arc::new(Registry::standard()),
+            self.clock.clone(),
+        );
+        rt.settings = std::sync::Arc::new(settings);
+        Ok(rt)
     }
 }
 
@@ -292,6 +299,9 @@ async fn dispatch(ctx: &Context, cli: &Cli) -> anyhow::Result<ExitStatus> {
         Command::Locks(cmd) => locks::run(ctx, cmd, &mut out).await,
         Command::Batch(cmd) => batch::run(ctx, cmd, &mut out).await,
         Command::Db(cmd) => db::run(ctx, cmd, &mut out).await,
+        Command::Outbox(cmd) => outbox::run(ctx, cmd, &mut out).await,
+        Command::Demo(cmd) => demo::run(ctx, cmd, &mut out).await,
+        Command::Tenants(cmd) => tenants::run(ctx, cmd, &mut out).await,
         Command::Bench(args) => bench::run(ctx, args, &mut out).await,
         Command::Schedule(cmd) => match cmd {
             ScheduleCommand::List { format } => schedule_list::run(ctx, *format, &mut out),

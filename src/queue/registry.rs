@@ -27,8 +27,10 @@ pub struct JobContext {
     pub uuid: String,
     /// This attempt's number (1 on first delivery).
     pub attempts: u32,
-    /// The queue it came from.
+    /// The queue it came from (`inline` for a scheduled or `run-task` run).
     pub queue: String,
+    /// The runtime it runs in: to enqueue jobs, reach settings and the mailer.
+    pub rt: super::Runtime,
 }
 
 /// How a job ended when it did not succeed.
@@ -103,7 +105,7 @@ impl Registry {
     /// Every handler conecta ships.
     pub fn standard() -> Self {
         let mut r = Self::new();
-        crate::tasks::diagnostics::register(&mut r);
+        crate::tasks::register(&mut r);
         r
     }
 }

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::clock::SharedClock;
 use crate::store::{Db, batches, failed_jobs};
+use crate::tasks::Settings;
 
 /// What a worker applies when the job does not say.
 #[derive(Debug, Clone)]
@@ -65,12 +66,37 @@ pub struct Runtime {
     pub registry: Arc<Registry>,
     /// The clock.
     pub clock: SharedClock,
+    /// What tasks need from the configuration (mailer, zone, progress display).
+    pub settings: Arc<Settings>,
 }
 
 /// Runtime errors: the queue or the database failed.
 pub type Result<T> = std::result::Result<T, QueueError>;
 
 impl Runtime {
+    /// A runtime with default [`Settings`] (log mailer, UTC, no progress bars).
+    pub fn new(queue: Arc<dyn Queue>, db: Db, registry: Arc<Registry>, clock: SharedClock) -> Self {
+        Self {
+            queue,
+            db,
+            registry,
+            clock,
+            settings: Arc::new(Settings::default()),
+        }
+    }
+
+    /// The context a handler runs with.
+    pub fn context(&self, uuid: String, attempts: u32, queue: &str) -> JobContext {
+        JobContext {
+            clock: self.clock.clone(),
+            db: self.db.clone(),
+            uuid,
+            attempts,
+            queue: queue.to_string(),
+            rt: self.clone(),
+        }
+    }
+
     /// Enqueues one job. On the `sync` connection it also runs it right away.
     pub async fn dispatch(&self, job: NewJob) -> Result<Enqueued> {
         let queue = job.queue.clone();
@@ -121,28 +147,46 @@ impl Runtime {
         then: Option<NewJob>,
         mut progress: impl FnMut(usize),
     ) -> Result<(String, usize, usize)> {
-        let then = then.map(serde_json::to_value).transpose()?;
-        let id = batches::create(&self.db, name, then, self.clock.now()).await?;
+        let id = self.batch_begin(name, then).await?;
         let (mut enqueued, mut duplicates) = (0, 0);
-        let mut jobs = jobs;
-        for j in &mut jobs {
-            j.batch_id = Some(id.clone());
-        }
         for part in jobs.chunks(chunk.max(1)) {
-            batches::add_jobs(&self.db, &id, part.len() as i64).await?;
-            let answers = self.dispatch_bulk(part.to_vec()).await?;
-            let dup = answers.iter().filter(|a| a.is_duplicate()).count();
-            if dup > 0 {
-                batches::add_jobs(&self.db, &id, -(dup as i64)).await?;
-            }
-            enqueued += answers.len() - dup;
-            duplicates += dup;
+            let (e, d) = self.batch_add(&id, part.to_vec()).await?;
+            enqueued += e;
+            duplicates += d;
             progress(enqueued + duplicates);
         }
-        if batches::seal(&self.db, &id, self.clock.now()).await? {
-            self.batch_finished(&id).await?;
-        }
+        self.batch_seal(&id).await?;
         Ok((id, enqueued, duplicates))
+    }
+
+    /// Opens a batch that is still being filled: it cannot finish before [`Self::batch_seal`].
+    /// Fan-outs that stream their jobs chunk by chunk use this with [`Self::batch_add`].
+    pub async fn batch_begin(&self, name: &str, then: Option<NewJob>) -> Result<String> {
+        let then = then.map(serde_json::to_value).transpose()?;
+        Ok(batches::create(&self.db, name, then, self.clock.now()).await?)
+    }
+
+    /// Enqueues one chunk into batch `id` in one round trip, counting the jobs in before and
+    /// the duplicates out after. Returns how many were enqueued and how many were duplicates.
+    pub async fn batch_add(&self, id: &str, mut jobs: Vec<NewJob>) -> Result<(usize, usize)> {
+        for j in &mut jobs {
+            j.batch_id = Some(id.to_string());
+        }
+        batches::add_jobs(&self.db, id, jobs.len() as i64).await?;
+        let answers = self.dispatch_bulk(jobs).await?;
+        let dup = answers.iter().filter(|a| a.is_duplicate()).count();
+        if dup > 0 {
+            batches::add_jobs(&self.db, id, -(dup as i64)).await?;
+        }
+        Ok((answers.len() - dup, dup))
+    }
+
+    /// Marks batch `id` complete; if every job already ended, it finishes now.
+    pub async fn batch_seal(&self, id: &str) -> Result<()> {
+        if batches::seal(&self.db, id, self.clock.now()).await? {
+            self.batch_finished(id).await?;
+        }
+        Ok(())
     }
 
     async fn batch_finished(&self, id: &str) -> Result<()> {
@@ -194,13 +238,7 @@ impl Runtime {
             );
             return self.fail(&job, Some(&envelope), exception).await;
         };
-        let ctx = JobContext {
-            clock: self.clock.clone(),
-            db: self.db.clone(),
-            uuid: envelope.uuid.clone(),
-            attempts: job.attempts,
-            queue: job.queue.clone(),
-        };
+        let ctx = self.context(envelope.uuid.clone(), job.attempts, &job.queue);
         let timeout = envelope.timeout.unwrap_or(defaults.timeout);
         let result = self
             .run_handler(

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use super::planner::merged;
 use super::{Entry, Mode, Overlap, Schedule};
 use crate::queue::worker::StopHandle;
-use crate::queue::{JobContext, NewJob, Runtime};
+use crate::queue::{NewJob, Runtime};
 use crate::store::schedule_leases::{self, Acquired};
 use crate::store::schedule_runs::{self, Claim, Outcome};
 
@@ -55,13 +55,7 @@ pub async fn execute(
             )),
         );
     };
-    let ctx = JobContext {
-        clock: rt.clock.clone(),
-        db: rt.db.clone(),
-        uuid: uuid::Uuid::now_v7().to_string(),
-        attempts: 1,
-        queue: "inline".into(),
-    };
+    let ctx = rt.context(uuid::Uuid::now_v7().to_string(), 1, "inline");
     let result = rt
         .run_handler(handler, ctx, Value::Object(args.clone()), timeout)
         .await;

@@ -5,11 +5,18 @@
 //! SQL. Every instant written or compared comes from the caller's clock as a parameter; no
 //! query uses the database's `NOW()`, so time-travel tests hold.
 
+pub mod analytics;
+pub mod appointments;
 pub mod batches;
+pub mod demo;
 pub mod failed_jobs;
 pub mod heartbeats;
+pub mod orders;
+pub mod outbox;
+pub mod prune;
 pub mod schedule_leases;
 pub mod schedule_runs;
+pub mod tenants;
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -61,6 +68,53 @@ macro_rules! on_pool {
     };
 }
 
+/// A transaction on one of the three databases: domain writes and their outbox rows commit
+/// together through it. Dropped without [`Tx::commit`], it rolls back.
+#[derive(Debug)]
+pub enum Tx {
+    /// SQLite, begun with `BEGIN IMMEDIATE` so a read-then-write cannot fail to upgrade.
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    /// PostgreSQL.
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    /// MySQL or MariaDB.
+    MySql(sqlx::Transaction<'static, sqlx::MySql>),
+}
+
+/// Runs the same code inside whichever transaction `tx` holds; the body sees `$c` as
+/// `&mut Transaction<DB>`, so `&mut **$c` is an executor.
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, $c:ident => $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite($c) => $body,
+            $crate::store::Tx::Postgres($c) => $body,
+            $crate::store::Tx::MySql($c) => $body,
+        }
+    };
+}
+
+impl Tx {
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+            Tx::MySql(_) => Backend::MySql,
+        }
+    }
+
+    /// `?` placeholders rewritten for this database, as [`Db::sql`].
+    pub fn sql<'a>(&self, query: &'a str) -> Cow<'a, str> {
+        placeholders(self.backend(), query)
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<()> {
+        on_tx!(self, t => t.commit().await?);
+        Ok(())
+    }
+}
+
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -70,6 +124,9 @@ pub enum StoreError {
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A piece of concurrent store work died.
+    #[error("{0}")]
+    Internal(String),
     /// The URL names no supported database.
     #[error("unsupported database URL {0:?}: expected sqlite:, postgres:// or mysql://")]
     Url(String),
@@ -169,6 +226,15 @@ impl Db {
         placeholders(self.backend(), query)
     }
 
+    /// Begins a transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Db::MySql(p) => Tx::MySql(p.begin().await?),
+        })
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
         on_pool!(self, p => p.close().await)
@@ -203,6 +269,27 @@ where
             Err(sqlx::Error::Database(e)) if tries < 20 && is_transient(e.code().as_deref()) => {
                 tries += 1;
                 tokio::task::yield_now().await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// [`retrying`] for store operations: runs `attempt` again on a deadlock, a serialization
+/// failure or a busy SQLite file.
+pub async fn retrying_store<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 0u32;
+    loop {
+        match attempt().await {
+            Err(StoreError::Sql(sqlx::Error::Database(e)))
+                if tries < 20 && is_transient(e.code().as_deref()) =>
+            {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(tries))).await;
             }
             other => return other,
         }

@@ -170,6 +170,16 @@ pub async fn last_success_and_first(
     Ok((ms(a), ms(b)))
 }
 
+/// The latest scheduled (not manual) occurrence of any entry running `task` that succeeded.
+pub async fn last_success_of_task(db: &Db, task: &str) -> Result<Option<DateTime<Utc>>> {
+    let q = db.sql(
+        "SELECT MAX(due_at) FROM schedule_runs WHERE task = ? AND manual = 0 AND outcome = 'succeeded'",
+    );
+    let v: Option<i64> =
+        on_pool!(db, p => sqlx::query(&q).bind(task).fetch_one(p).await?.try_get(0)?);
+    Ok(ms(v))
+}
+
 /// Records an occurrence that will not run (outside the catch-up window, or dropped by the
 /// catch-up policy) as `missed`, unless another process already recorded it.
 pub async fn record_missed(db: &Db, c: &Claim<'_>, now: DateTime<Utc>) -> Result<bool> {

@@ -5,9 +5,78 @@
 //! It must never accept an argument it cannot type-check: the schedule validator relies on it
 //! to reject a bad entry before the daemon starts.
 
+pub mod analytics;
+pub mod audit;
 pub mod diagnostics;
+pub mod orders;
+pub mod outbox;
+pub mod prune;
+pub mod reminders;
 
+use chrono_tz::Tz;
 use serde_json::Value;
+
+use crate::config::Config;
+use crate::mail::Mailer;
+use crate::progress::Progress;
+use crate::queue::{JobError, Registry};
+use crate::store::StoreError;
+
+/// What task bodies need from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `APP_TIMEZONE`: the zone "yesterday" is reckoned in for `analytics:sync`.
+    pub app_timezone: Tz,
+    /// Where emails go.
+    pub mailer: Mailer,
+    /// The Redis stream published outbox messages are also added to, if any.
+    pub outbox_stream: Option<String>,
+    /// The Redis server of that stream.
+    pub redis_url: String,
+    /// Progress bars for work run by hand.
+    pub progress: Progress,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            app_timezone: Tz::UTC,
+            mailer: Mailer::Log,
+            outbox_stream: None,
+            redis_url: "redis://127.0.0.1:6379/".into(),
+            progress: Progress::quiet(),
+        }
+    }
+}
+
+impl Settings {
+    /// The settings `config` describes.
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        Ok(Self {
+            app_timezone: config.app_timezone,
+            mailer: Mailer::from_config(&config.mail)?,
+            outbox_stream: config.outbox_stream.clone(),
+            redis_url: config.redis_url.clone(),
+            progress: Progress::quiet(),
+        })
+    }
+}
+
+/// Registers every task body conecta ships.
+pub fn register(r: &mut Registry) {
+    diagnostics::register(r);
+    outbox::register(r);
+    orders::register(r);
+    reminders::register(r);
+    analytics::register(r);
+    audit::register(r);
+    prune::register(r);
+}
+
+/// A database error inside a task: worth retrying.
+pub(crate) fn retry(e: StoreError) -> JobError {
+    JobError::Retry(e.to_string())
+}
 
 /// Whether a catalog name is normally scheduled (a task) or enqueued (a job). Either can run
 /// either way; the kind only documents the usual use.
@@ -157,6 +226,18 @@ pub const CATALOG: &[TaskDef] = &[
             arg("schedule_runs_days", ArgKind::Integer),
         ],
         summary: "prune processed outbox rows, old failed jobs, batches and runs",
+    },
+    TaskDef {
+        name: "SendAppointmentReminder",
+        kind: Kind::Job,
+        args: &[arg("appointment_id", ArgKind::Integer)],
+        summary: "email one appointment reminder (published from the outbox)",
+    },
+    TaskDef {
+        name: "SendOrderCancellation",
+        kind: Kind::Job,
+        args: &[arg("order_id", ArgKind::Integer)],
+        summary: "email a customer that a stale order was cancelled (from the outbox)",
     },
     TaskDef {
         name: "SyncTenantAnalytics",

@@ -181,12 +181,12 @@ pub async fn harness_from(backend: &'static str, now: DateTime<Utc>) -> Option<H
         }
         other => panic!("unknown backend {other}"),
     };
-    let rt = Runtime {
+    let rt = Runtime::new(
         queue,
-        db: db.clone(),
-        registry: Arc::new(registry(&recorder)),
-        clock: Arc::new(clock.clone()),
-    };
+        db.clone(),
+        Arc::new(registry(&recorder)),
+        Arc::new(clock.clone()),
+    );
     Some(Harness {
         name: backend,
         rt,

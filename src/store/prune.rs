@@ -1,0 +1,141 @@
+//! Retention: chunked deletes of rows past their keep-by date, for `model:prune` and
+//! `outbox prune`. Each statement deletes at most one chunk, so a prune of millions of rows
+//! never holds locks for long and can show its progress.
+
+use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
+
+use super::{Backend, Db, Result};
+use crate::on_pool;
+
+/// What can be pruned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Published outbox messages, by `processed_at`.
+    Outbox,
+    /// Failed jobs, by `failed_at`.
+    FailedJobs,
+    /// Finished or cancelled batches, by when they ended.
+    Batches,
+    /// Finished schedule runs, by their occurrence.
+    ScheduleRuns,
+}
+
+/// Every target, in the order `model:prune` runs them.
+pub const ALL: [Target; 4] = [
+    Target::Outbox,
+    Target::FailedJobs,
+    Target::Batches,
+    Target::ScheduleRuns,
+];
+
+enum Bound {
+    Seconds(i64),
+    Millis(i64),
+    Timestamp(NaiveDateTime),
+}
+
+impl Target {
+    /// Its name in reports and configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Outbox => "outbox_messages",
+            Target::FailedJobs => "failed_jobs",
+            Target::Batches => "job_batches",
+            Target::ScheduleRuns => "schedule_runs",
+        }
+    }
+
+    fn condition(self) -> &'static str {
+        match self {
+            Target::Outbox => "processed_at IS NOT NULL AND processed_at < ?",
+            Target::FailedJobs => "failed_at < ?",
+            Target::Batches => "COALESCE(finished_at, cancelled_at) < ?",
+            Target::ScheduleRuns => "finished_at IS NOT NULL AND due_at < ?",
+        }
+    }
+
+    fn bound(self, before: DateTime<Utc>) -> Bound {
+        match self {
+            Target::Outbox | Target::Batches => Bound::Seconds(before.timestamp()),
+            Target::ScheduleRuns => Bound::Millis(before.timestamp_millis()),
+            Target::FailedJobs => Bound::Timestamp(
+                before
+                    .naive_utc()
+                    .with_nanosecond(0)
+                    .unwrap_or(before.naive_utc()),
+            ),
+        }
+    }
+}
+
+macro_rules! bind_bound {
+    ($query:expr, $bound:expr) => {
+        match $bound {
+            Bound::Seconds(v) | Bound::Millis(v) => $query.bind(v),
+            Bound::Timestamp(v) => $query.bind(v),
+        }
+    };
+}
+
+/// How many rows of `target` are older than `before`.
+pub async fn count(db: &Db, target: Target, before: DateTime<Utc>) -> Result<u64> {
+    let q = db
+        .sql(&format!(
+            "SELECT COUNT(*) FROM {} WHERE {}",
+            target.name(),
+            target.condition()
+        ))
+        .into_owned();
+    let bound = target.bound(before);
+    let n: i64 = on_pool!(db, p => {
+        let query = sqlx::query_scalar(&q);
+        bind_bound!(query, bound).fetch_one(p).await?
+    });
+    Ok(n as u64)
+}
+
+/// Deletes up to `chunk` rows of `target` older than `before`; returns how many. Loop until
+/// it returns less than `chunk`.
+pub async fn delete_chunk(
+    db: &Db,
+    target: Target,
+    before: DateTime<Utc>,
+    chunk: u64,
+) -> Result<u64> {
+    let (table, condition) = (target.name(), target.condition());
+    let q = match db.backend() {
+        // MySQL cannot select from the table it deletes from; it has DELETE … LIMIT instead.
+        Backend::MySql => format!("DELETE FROM {table} WHERE {condition} LIMIT ?"),
+        _ => db
+            .sql(&format!(
+                "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {condition} LIMIT ?)"
+            ))
+            .into_owned(),
+    };
+    let bound = target.bound(before);
+    let n = on_pool!(db, p => {
+        let query = sqlx::query(&q);
+        bind_bound!(query, bound).bind(chunk as i64).execute(p).await?.rows_affected()
+    });
+    Ok(n)
+}
+
+/// Deletes every row of `target` older than `before`, chunk by chunk, calling `progress`
+/// with the running total; returns how many.
+pub async fn all(
+    db: &Db,
+    target: Target,
+    before: DateTime<Utc>,
+    chunk: u64,
+    mut progress: impl FnMut(u64),
+) -> Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = delete_chunk(db, target, before, chunk).await?;
+        total += n;
+        progress(total);
+        if n < chunk {
+            return Ok(total);
+        }
+    }
+}
