@@ -46,31 +46,6 @@ async fn exactly_one_claim_wins(h: Harness) {
     h.finish().await;
 }
 
-macro_rules! on_databases {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                if let Some(h) = super::support::harness("sqlite").await {
-                    super::$name(h).await
-                }
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                if let Some(h) = super::support::harness("postgres").await {
-                    super::$name(h).await
-                }
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn mysql() {
-                if let Some(h) = super::support::harness("mysql").await {
-                    super::$name(h).await
-                }
-            }
-        }
-    };
-}
-
 on_databases!(exactly_one_claim_wins);
 
 const SCHEDULE: &str = r#"
@@ -94,7 +69,7 @@ mode = "queue"
 
 [[task]]
 name = "unimplemented"
-task = "model:prune"
+task = "EnhanceTenantProfileJob"
 cron = "0 4 * * *"
 "#;
 

@@ -246,3 +246,31 @@ impl NowUtc for ManualClock {
         self.now()
     }
 }
+
+/// Runs the test body `$name(h: Harness)` once per database (SQLite, PostgreSQL, MariaDB),
+/// as a module of three tests: the one suite every store behaviour is checked with.
+#[macro_export]
+macro_rules! on_databases {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                if let Some(h) = super::support::harness("sqlite").await {
+                    super::$name(h).await
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                if let Some(h) = super::support::harness("postgres").await {
+                    super::$name(h).await
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn mysql() {
+                if let Some(h) = super::support::harness("mysql").await {
+                    super::$name(h).await
+                }
+            }
+        }
+    };
+}
