@@ -82,7 +82,7 @@ async fn three_days_across_a_dst_change_run_exactly_as_planned() {
     let h = support::harness_from("sqlite", start).await.unwrap();
     let schedule = Arc::new(file::parse("ny.toml".as_ref(), SCHEDULE, Tz::UTC).unwrap());
     // The clock stops one minute short of `end`, so nothing due at `end` fires.
-    live(&h, &schedule, end - TimeDelta::minutes(1)).await;
+    support::live(&h, &schedule, end - TimeDelta::minutes(1), false).await;
 
     let runs = schedule_runs::history(&h.db, None, 10_000).await.unwrap();
     let ny: Tz = "America/New_York".parse().unwrap();
@@ -160,37 +160,6 @@ catch_up_window = "2h"
 catch_up_max = 3
 "#;
 
-/// Drives the real loop from the clock's instant up to `until`, a minute at a time. Time moves
-/// only once the loop sleeps on an occurrence after the clock and every run it started has
-/// ended, so the runs are exact whatever the machine's speed.
-async fn live(h: &Harness, schedule: &Arc<conecta::schedule::Schedule>, until: DateTime<Utc>) {
-    let now0 = h.now();
-    let (tx, mut rx) = tokio::sync::watch::channel(scheduler::Progress {
-        next_due: now0 - TimeDelta::seconds(1),
-        in_flight: 0,
-    });
-    let stop = StopHandle::default();
-    let looping = tokio::spawn(scheduler::run(
-        schedule.clone(),
-        h.rt.clone(),
-        stop.clone(),
-        Some(tx),
-    ));
-    let mut now = now0;
-    loop {
-        rx.wait_for(|p| p.next_due > now && p.in_flight == 0)
-            .await
-            .unwrap();
-        if now >= until {
-            break;
-        }
-        now += TimeDelta::minutes(1);
-        h.clock.set(now);
-    }
-    stop.stop(conecta::queue::worker::StopReason::Signal);
-    looping.await.unwrap().unwrap();
-}
-
 /// Up for an hour, down for five, up again: each policy runs and records exactly what SPEC
 /// 3.2 says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,10 +168,22 @@ async fn catch_up_after_five_hours_down_follows_each_policy() {
     let h = support::harness_from("sqlite", t0).await.unwrap();
     let schedule = Arc::new(file::parse("c.toml".as_ref(), CATCH_UP, Tz::UTC).unwrap());
     // Up 10:00-11:00: 10:00, 10:15, 10:30, 10:45, 11:00 run for each entry.
-    live(&h, &schedule, "2026-11-27T11:00:00Z".parse().unwrap()).await;
+    support::live(
+        &h,
+        &schedule,
+        "2026-11-27T11:00:00Z".parse().unwrap(),
+        false,
+    )
+    .await;
     // Down until 16:05; missed: 11:15 ... 16:00, twenty occurrences each.
     h.clock.set("2026-11-27T16:05:00Z".parse().unwrap());
-    live(&h, &schedule, "2026-11-27T16:05:00Z".parse().unwrap()).await;
+    support::live(
+        &h,
+        &schedule,
+        "2026-11-27T16:05:00Z".parse().unwrap(),
+        false,
+    )
+    .await;
 
     let runs = schedule_runs::history(&h.db, None, 1000).await.unwrap();
     let outcome_count = |entry: &str, outcome: &str| {

@@ -6,7 +6,6 @@ mod support;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use conecta::on_pool;
-use conecta::queue::worker::{self, StopHandle, WorkerOptions};
 use conecta::queue::{JobContext, Runtime};
 use conecta::store::demo::{self, SeedOptions};
 use conecta::store::outbox::{self, NewMessage};
@@ -28,19 +27,6 @@ async fn scalar(db: &Db, sql: &str) -> i64 {
 
 async fn seed(h: &Harness, o: SeedOptions) -> demo::SeedReport {
     demo::seed(&h.db, &o, h.now(), |_| {}).await.unwrap()
-}
-
-/// Drains every ready job with the real worker loop.
-async fn drain(h: &Harness) {
-    let opts = WorkerOptions {
-        queues: vec!["high".into(), "default".into()],
-        stop_when_empty: true,
-        concurrency: 4,
-        ..WorkerOptions::default()
-    };
-    worker::run(h.rt.clone(), opts, StopHandle::default())
-        .await
-        .unwrap();
 }
 
 async fn two_concurrent_release_stale_runs_release_each_order_once(h: Harness) {
@@ -184,7 +170,7 @@ async fn two_outbox_processors_never_publish_a_row_twice(h: Harness) {
     assert_eq!(outbox::backlog(&h.db).await.unwrap(), 0);
     assert_eq!(h.pending().await, 600, "one job per message, none twice");
     // The jobs send one mail each.
-    drain(&h).await;
+    support::drain(&h).await;
     assert_eq!(h.pending().await, 0);
     assert_eq!(scalar(&h.db, "SELECT COUNT(*) FROM failed_jobs").await, 0);
     // Replay publishes a processed range again.
@@ -363,7 +349,7 @@ async fn analytics_fan_out_is_unique_per_date_and_upserts(h: Harness) {
         (0, report.approved),
         "a second run for the same date enqueues nothing"
     );
-    drain(&h).await;
+    support::drain(&h).await;
     // Still nothing after the jobs ran: the lock outlives them.
     let third = tasks::analytics::sync(&c, date, 500, None, |_| {})
         .await
@@ -390,7 +376,7 @@ async fn analytics_fan_out_is_unique_per_date_and_upserts(h: Harness) {
     ))
     .await
     .unwrap();
-    drain(&h).await;
+    support::drain(&h).await;
     let after = analytics::find(&h.db, tenant, &date.to_string())
         .await
         .unwrap()

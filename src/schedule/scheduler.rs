@@ -127,52 +127,60 @@ pub async fn run_reloadable(
     let heartbeat = tokio::spawn(heartbeat(rt.clone(), schedules.clone(), stop.clone()));
     catch_up(&schedule, &rt, &runner, lease, &mut runs, &progress, cursor).await?;
     'outer: while !stop.is_stopped() {
+        // One plan per schedule version: the planner's iterators are kept across occurrences
+        // (building them costs a day of every-minute occurrences) and rebuilt on a reload, or
+        // when the horizon runs out.
         let schedule = schedules.borrow_and_update().clone();
         let entries: Vec<&Entry> = schedule.enabled().collect();
-        let mut upcoming = merged(&entries, cursor, cursor + HORIZON);
-        let Some((first_i, first)) = upcoming.next() else {
-            tracing::warn!("no enabled entry is ever due; waiting for a stop");
-            stop.stopped().await;
-            break;
-        };
-        // Every entry due at this instant, fired in order of their (jittered) start.
-        let mut batch: Vec<(&Entry, DateTime<Utc>)> =
-            vec![(entries[first_i], first.fire_at(entries[first_i]))];
-        for (i, o) in upcoming.by_ref() {
-            if o.due != first.due {
-                break;
-            }
-            batch.push((entries[i], o.fire_at(entries[i])));
-        }
-        batch.sort_by_key(|(_, fire)| *fire);
-        if let Some(p) = progress.as_ref() {
-            p.send_modify(|p| p.next_due = first.due);
-        }
-        for (entry, fire_at) in batch {
-            loop {
-                tokio::select! {
-                    _ = rt.clock.sleep_until(fire_at) => break,
-                    _ = stop.stopped() => break 'outer,
-                    changed = schedules.changed(), if reloadable => match changed {
-                        Ok(()) => {
-                            tracing::info!("schedule reloaded: planning again");
-                            continue 'outer;
-                        }
-                        // Nobody can send a new schedule any more: just wait.
-                        Err(_) => reloadable = false,
-                    },
+        let mut upcoming = merged(&entries, cursor, cursor + HORIZON).peekable();
+        let mut fired_any = false;
+        while !stop.is_stopped() {
+            let Some((first_i, first)) = upcoming.next() else {
+                if fired_any {
+                    continue 'outer;
                 }
+                tracing::warn!("no enabled entry is ever due; waiting for a stop");
+                stop.stopped().await;
+                break 'outer;
+            };
+            fired_any = true;
+            // Every entry due at this instant, fired in order of their (jittered) start.
+            let mut batch: Vec<(&Entry, DateTime<Utc>)> =
+                vec![(entries[first_i], first.fire_at(entries[first_i]))];
+            while let Some((i, o)) = upcoming.next_if(|(_, o)| o.due == first.due) {
+                batch.push((entries[i], o.fire_at(entries[i])));
             }
-            let (rt, entry, runner, due) = (rt.clone(), entry.clone(), runner.clone(), first.due);
-            spawn_counted(&mut runs, &progress, async move {
-                fire(rt, entry, due, runner, lease).await;
-            });
-        }
-        cursor = first.due + TimeDelta::milliseconds(1);
-        // Reap finished runs so the set does not grow without bound.
-        while let Some(done) = runs.try_join_next() {
-            if let Err(e) = done {
-                tracing::error!(error = %e, "a scheduled run panicked");
+            batch.sort_by_key(|(_, fire)| *fire);
+            if let Some(p) = progress.as_ref() {
+                p.send_modify(|p| p.next_due = first.due);
+            }
+            for (entry, fire_at) in batch {
+                loop {
+                    tokio::select! {
+                        _ = rt.clock.sleep_until(fire_at) => break,
+                        _ = stop.stopped() => break 'outer,
+                        changed = schedules.changed(), if reloadable => match changed {
+                            Ok(()) => {
+                                tracing::info!("schedule reloaded: planning again");
+                                continue 'outer;
+                            }
+                            // Nobody can send a new schedule any more: just wait.
+                            Err(_) => reloadable = false,
+                        },
+                    }
+                }
+                let (rt, entry, runner, due) =
+                    (rt.clone(), entry.clone(), runner.clone(), first.due);
+                spawn_counted(&mut runs, &progress, async move {
+                    fire(rt, entry, due, runner, lease).await;
+                });
+            }
+            cursor = first.due + TimeDelta::milliseconds(1);
+            // Reap finished runs so the set does not grow without bound.
+            while let Some(done) = runs.try_join_next() {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a scheduled run panicked");
+                }
             }
         }
     }

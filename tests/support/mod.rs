@@ -6,12 +6,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use conecta::clock::ManualClock;
 use conecta::queue::database::DatabaseQueue;
 use conecta::queue::memory::MemoryQueue;
 use conecta::queue::redis::RedisQueue;
+use conecta::queue::worker::{self, StopHandle, StopReason, WorkerOptions};
 use conecta::queue::{JobContext, JobError, Queue, Registry, Runtime};
+use conecta::schedule::{Schedule, scheduler};
 use conecta::store::Db;
 use serde::Deserialize;
 
@@ -273,4 +275,52 @@ macro_rules! on_databases {
             }
         }
     };
+}
+
+/// Drives the real loop from the clock's instant up to `until`, a minute at a time. Time moves
+/// only once the loop sleeps on an occurrence after the clock and every run it started has
+/// ended, so the runs are exact whatever the machine's speed. With `work`, the real worker
+/// loop drains every ready job (queues `high,default`) before time moves on.
+pub async fn live(h: &Harness, schedule: &Arc<Schedule>, until: DateTime<Utc>, work: bool) {
+    let now0 = h.now();
+    let (tx, mut rx) = tokio::sync::watch::channel(scheduler::Progress {
+        next_due: now0 - TimeDelta::seconds(1),
+        in_flight: 0,
+    });
+    let stop = StopHandle::default();
+    let looping = tokio::spawn(scheduler::run(
+        schedule.clone(),
+        h.rt.clone(),
+        stop.clone(),
+        Some(tx),
+    ));
+    let mut now = now0;
+    loop {
+        rx.wait_for(|p| p.next_due > now && p.in_flight == 0)
+            .await
+            .unwrap();
+        if work && h.pending().await > 0 {
+            drain(h).await;
+        }
+        if now >= until {
+            break;
+        }
+        now += TimeDelta::minutes(1);
+        h.clock.set(now);
+    }
+    stop.stop(StopReason::Signal);
+    looping.await.unwrap().unwrap();
+}
+
+/// Drains every ready job on `high,default` with the real worker loop, then returns.
+pub async fn drain(h: &Harness) {
+    let opts = WorkerOptions {
+        queues: vec!["high".into(), "default".into()],
+        stop_when_empty: true,
+        concurrency: 4,
+        ..WorkerOptions::default()
+    };
+    worker::run(h.rt.clone(), opts, StopHandle::default())
+        .await
+        .unwrap();
 }
