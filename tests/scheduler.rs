@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
-use conecta::queue::worker::StopHandle;
 use conecta::schedule::{file, scheduler};
 use conecta::store::schedule_runs::{self, Claim};
 use support::Harness;
