@@ -48,8 +48,7 @@ CREATE TABLE orders (
 );
 -- release-stale: pending orders by age, globally or per tenant.
 CREATE INDEX orders_pending_created ON orders (created_at, id) WHERE status = 'pending';
-CREATE INDEX orders_tenant_status_created ON orders (tenant_id, status, created_at);
--- SyncTenantAnalytics: one tenant's orders of one day.
+-- SyncTenantAnalytics: one tenant's orders of one day; also release-stale --tenant.
 CREATE INDEX orders_tenant_created ON orders (tenant_id, created_at);
 
 CREATE TABLE order_items (

@@ -358,6 +358,14 @@ pub enum Workload {
     Latency,
     /// All of the above.
     All,
+    /// analytics:sync fan-out over --jobs approved tenants (default 100,000): the enqueue side.
+    #[value(name = "fan-out")]
+    FanOut,
+    /// orders:release-stale over --jobs orders (default 1,000,000), --stale of them stale.
+    #[value(name = "release-stale")]
+    ReleaseStale,
+    /// outbox process throughput over --jobs pending messages (default 100,000).
+    Outbox,
 }
 
 /// `conecta bench`.
@@ -375,6 +383,9 @@ pub struct BenchArgs {
     /// Worker concurrency for drain (default: 1 and 50).
     #[arg(long)]
     pub concurrency: Option<usize>,
+    /// release-stale: how many of the orders are stale.
+    #[arg(long, default_value_t = 50_000)]
+    pub stale: u64,
 }
 
 /// `conecta schedule …`

@@ -3,7 +3,8 @@
 //!
 //! Everything runs on a queue of its own (`bench`) and unique keys under `bench:`, which are
 //! cleared before and after, so a benchmark never touches real jobs or real locks. Drain and
-//! latency run a real `conecta worker` process, as production does.
+//! latency run a real `conecta worker` process, as production does. The task workloads
+//! (`fan-out`, `release-stale`, `outbox`) live in `bench_tasks.rs`.
 
 use std::io::Write;
 use std::process::Stdio;
@@ -43,6 +44,12 @@ pub async fn run(
             Some("set QUEUE_CONNECTION=redis or database".to_string()),
         )
         .into());
+    }
+    if matches!(
+        args.workload,
+        Workload::FanOut | Workload::ReleaseStale | Workload::Outbox
+    ) {
+        return super::bench_tasks::run(&rt, args, out).await;
     }
     rt.queue.clear(QUEUE, LOCKS).await?;
     let all = args.workload == Workload::All;

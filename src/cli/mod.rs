@@ -6,6 +6,7 @@
 pub mod args;
 mod batch;
 mod bench;
+mod bench_tasks;
 mod db;
 mod demo;
 mod dispatch;

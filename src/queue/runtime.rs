@@ -168,11 +168,30 @@ impl Runtime {
 
     /// Enqueues one chunk into batch `id` in one round trip, counting the jobs in before and
     /// the duplicates out after. Returns how many were enqueued and how many were duplicates.
-    pub async fn batch_add(&self, id: &str, mut jobs: Vec<NewJob>) -> Result<(usize, usize)> {
+    pub async fn batch_add(&self, id: &str, jobs: Vec<NewJob>) -> Result<(usize, usize)> {
+        self.batch_expect(id, jobs.len() as i64).await?;
+        self.batch_add_expected(id, jobs).await
+    }
+
+    /// Counts `n` jobs into batch `id` ahead of enqueueing them (negative to take back an
+    /// overestimate). A large fan-out counts its whole size once instead of once per chunk.
+    pub async fn batch_expect(&self, id: &str, n: i64) -> Result<()> {
+        if n != 0 {
+            batches::add_jobs(&self.db, id, n).await?;
+        }
+        Ok(())
+    }
+
+    /// Enqueues a chunk already counted in with [`Self::batch_expect`]; duplicates are counted
+    /// out. Returns how many were enqueued and how many were duplicates.
+    pub async fn batch_add_expected(
+        &self,
+        id: &str,
+        mut jobs: Vec<NewJob>,
+    ) -> Result<(usize, usize)> {
         for j in &mut jobs {
             j.batch_id = Some(id.to_string());
         }
-        batches::add_jobs(&self.db, id, jobs.len() as i64).await?;
         let answers = self.dispatch_bulk(jobs).await?;
         let dup = answers.iter().filter(|a| a.is_duplicate()).count();
         if dup > 0 {

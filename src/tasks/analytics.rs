@@ -66,7 +66,8 @@ pub fn job(tenant: i64, date: NaiveDate) -> NewJob {
 }
 
 /// Fans out over approved tenants (or just `tenant`) for `date`; `on_progress` gets the count
-/// of tenants handled.
+/// of tenants handled. The batch counts the expected total in once, and the next chunk of
+/// tenant ids is read while the current one is being enqueued.
 pub async fn sync(
     ctx: &JobContext,
     date: NaiveDate,
@@ -78,6 +79,11 @@ pub async fn sync(
     let id = rt
         .batch_begin(&format!("analytics:sync {date}"), None)
         .await?;
+    let expected = match tenant {
+        Some(_) => 1,
+        None => tenants::count_approved(&ctx.db).await? as i64,
+    };
+    rt.batch_expect(&id, expected).await?;
     let mut report = Report {
         batch_id: id.clone(),
         date,
@@ -85,21 +91,27 @@ pub async fn sync(
         duplicates: 0,
     };
     let chunk = chunk.clamp(1, 10_000) as i64;
-    let mut after = 0;
-    loop {
-        let ids = match tenant {
-            Some(t) if after == 0 => vec![t],
-            Some(_) => Vec::new(),
-            None => tenants::approved_after(&ctx.db, after, chunk).await?,
-        };
-        let Some(&last) = ids.last() else { break };
-        after = last;
+    let page = |after: i64| async move {
+        match tenant {
+            Some(t) if after == 0 => Ok(vec![t]),
+            Some(_) => Ok(Vec::new()),
+            None => tenants::approved_after(&ctx.db, after, chunk).await,
+        }
+    };
+    let mut seen = 0i64;
+    let mut ids = page(0).await?;
+    while let Some(&last) = ids.last() {
+        seen += ids.len() as i64;
         let jobs = ids.iter().map(|t| job(*t, date)).collect();
-        let (enqueued, duplicates) = rt.batch_add(&id, jobs).await?;
+        let (next, added) = tokio::join!(page(last), rt.batch_add_expected(&id, jobs));
+        let (enqueued, duplicates) = added?;
         report.enqueued += enqueued as u64;
         report.duplicates += duplicates as u64;
         on_progress(report.enqueued + report.duplicates);
+        ids = next?;
     }
+    // Tenants approved or dropped while the fan-out ran.
+    rt.batch_expect(&id, seen - expected).await?;
     rt.batch_seal(&id).await?;
     Ok(report)
 }

@@ -13,7 +13,7 @@ use crate::queue::{JobContext, JobError, Registry};
 use crate::store::{self, orders, retrying_store};
 
 /// Orders released at once; each is its own transaction.
-const CONCURRENCY: usize = 8;
+const CONCURRENCY: usize = 16;
 
 /// `orders:release-stale` arguments.
 #[derive(Debug, Clone, Deserialize)]
@@ -62,13 +62,13 @@ pub async fn release_stale(
 ) -> store::Result<Report> {
     let cutoff = ctx.clock.now() - older_than;
     let mut report = Report::default();
-    let mut after = 0;
+    let mut after = None;
     loop {
         let page = orders::stale(&ctx.db, cutoff, tenant, after, 1_000).await?;
         let Some(last) = page.last() else {
             return Ok(report);
         };
-        after = last.id;
+        after = Some((last.created_at, last.id));
         let db = ctx.db.clone();
         let clock = ctx.clock.clone();
         let mut results = futures::stream::iter(page.into_iter().map(move |order| {
