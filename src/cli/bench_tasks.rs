@@ -13,10 +13,8 @@ use serde_json::json;
 use super::args::{BenchArgs, Workload};
 use super::{ExitStatus, UsageError};
 use crate::clock::Stopwatch;
-use crate::on_pool;
 use crate::queue::Runtime;
-use crate::store::demo::{Cell, insert_rows, sync_sequence};
-use crate::store::{Backend, Db};
+use crate::store::demo::{self, Cell, insert_rows, sync_sequence};
 use crate::tasks;
 
 const TABLES: [&str; 5] = [
@@ -26,22 +24,6 @@ const TABLES: [&str; 5] = [
     "order_items",
     "outbox_messages",
 ];
-
-async fn count(db: &Db, table: &str) -> anyhow::Result<i64> {
-    let q = format!("SELECT COUNT(*) FROM {table}");
-    Ok(on_pool!(db, p => sqlx::query_scalar::<_, i64>(&q).fetch_one(p).await?))
-}
-
-async fn empty_tables(db: &Db) -> anyhow::Result<()> {
-    for table in TABLES {
-        let q = match db.backend() {
-            Backend::Sqlite => format!("DELETE FROM {table}"),
-            _ => format!("TRUNCATE TABLE {table}"),
-        };
-        on_pool!(db, p => sqlx::query(&q).execute(p).await?.rows_affected());
-    }
-    Ok(())
-}
 
 async fn default_queue_jobs(rt: &Runtime) -> anyhow::Result<u64> {
     Ok(rt
@@ -60,7 +42,7 @@ pub async fn run(
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitStatus> {
     for table in TABLES {
-        if count(&rt.db, table).await? > 0 {
+        if demo::row_count(&rt.db, table).await? > 0 {
             return Err(UsageError::new(
                 format!("the database already has rows in {table}; this benchmark writes and then deletes business rows"),
                 Some("point DATABASE_URL at a scratch database".to_string()),
@@ -81,7 +63,7 @@ pub async fn run(
         _ => outbox(rt, args, out).await,
     };
     rt.queue.clear("default", "analytics:").await?;
-    empty_tables(&rt.db).await?;
+    demo::empty(&rt.db, &TABLES).await?;
     result.map(|()| ExitStatus::Success)
 }
 
@@ -223,10 +205,7 @@ async fn release_stale(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> a
     for t in ["orders", "order_items", "products"] {
         sync_sequence(&rt.db, t).await?;
     }
-    if let Db::Postgres(p) = &rt.db {
-        sqlx::query("ANALYZE orders").execute(p).await?;
-        sqlx::query("ANALYZE order_items").execute(p).await?;
-    }
+    demo::analyze(&rt.db, &["orders", "order_items"]).await?;
     let ctx = rt.context("bench".into(), 1, "inline");
     let watch = Stopwatch::start();
     let report = tasks::orders::release_stale(&ctx, TimeDelta::minutes(30), None, |_| {}).await?;

@@ -430,3 +430,32 @@ pub async fn total_stock(db: &Db) -> Result<i64> {
     let n: i64 = on_pool!(db, p => sqlx::query_scalar(q).fetch_one(p).await?);
     Ok(n)
 }
+
+/// How many rows `table` has.
+pub async fn row_count(db: &Db, table: &str) -> Result<i64> {
+    let q = format!("SELECT COUNT(*) FROM {table}");
+    let n: i64 = on_pool!(db, p => sqlx::query_scalar(&q).fetch_one(p).await?);
+    Ok(n)
+}
+
+/// Empties `tables` (for benchmarks that checked they were empty before).
+pub async fn empty(db: &Db, tables: &[&str]) -> Result<()> {
+    for table in tables {
+        let q = match db.backend() {
+            Backend::Sqlite => format!("DELETE FROM {table}"),
+            _ => format!("TRUNCATE TABLE {table}"),
+        };
+        on_pool!(db, p => sqlx::query(&q).execute(p).await?.rows_affected());
+    }
+    Ok(())
+}
+
+/// Refreshes the planner statistics of `tables` after a bulk load (PostgreSQL; others no-op).
+pub async fn analyze(db: &Db, tables: &[&str]) -> Result<()> {
+    if let Db::Postgres(p) = db {
+        for table in tables {
+            sqlx::query(&format!("ANALYZE {table}")).execute(p).await?;
+        }
+    }
+    Ok(())
+}
