@@ -165,6 +165,24 @@ async fn restock_due(db: &Db) -> i64 {
     .await
 }
 
+/// The runs of each production entry on one full local day (every occurrence has a row).
+fn assert_a_full_day(days: &BTreeMap<(String, NaiveDate), usize>, day: &str) {
+    let day: NaiveDate = day.parse().unwrap();
+    for (entry, n) in [
+        ("outbox:process", 1440),
+        ("orders:release-stale", 96),
+        ("appointments:send-reminders", 24),
+        ("analytics:sync", 1),
+        ("model:prune", 1),
+    ] {
+        assert_eq!(
+            days.get(&(entry.to_string(), day)).copied(),
+            Some(n),
+            "{entry} on {day}"
+        );
+    }
+}
+
 /// Runs per entry per local day.
 fn per_day(runs: &[schedule_runs::Run], zone: Tz) -> BTreeMap<(String, NaiveDate), usize> {
     let mut out = BTreeMap::new();
@@ -195,20 +213,7 @@ async fn a_simulated_production_day_releases_reminds_syncs_drains_and_prunes() {
         runs.iter().find(|r| r.outcome != "succeeded")
     );
     let days = per_day(&runs, zone);
-    let day: NaiveDate = "2026-11-27".parse().unwrap();
-    for (entry, n) in [
-        ("outbox:process", 1440),
-        ("orders:release-stale", 96),
-        ("appointments:send-reminders", 24),
-        ("analytics:sync", 1),
-        ("model:prune", 1),
-    ] {
-        assert_eq!(
-            days.get(&(entry.to_string(), day)).copied(),
-            Some(n),
-            "{entry}"
-        );
-    }
+    assert_a_full_day(&days, "2026-11-27");
     let prune = runs.iter().find(|r| r.entry == "model:prune").unwrap();
     assert_eq!(
         prune.due_at,
@@ -246,22 +251,9 @@ async fn the_same_day_with_a_five_hour_outage_loses_nothing_and_doubles_nothing(
     assert_nothing_lost_nothing_doubled(&h, &seeded, stock, restock, mail.path()).await;
     let runs = schedule_runs::history(&h.db, None, 10_000).await.unwrap();
     let days = per_day(&runs, zone);
-    let day: NaiveDate = "2026-11-27".parse().unwrap();
     // Every occurrence has exactly one row: run, recorded missed by the catch-up, or skipped
     // because the catch-up run of the same entry was still going when it fell due.
-    for (entry, n) in [
-        ("outbox:process", 1440),
-        ("orders:release-stale", 96),
-        ("appointments:send-reminders", 24),
-        ("analytics:sync", 1),
-        ("model:prune", 1),
-    ] {
-        assert_eq!(
-            days.get(&(entry.to_string(), day)).copied(),
-            Some(n),
-            "{entry}"
-        );
-    }
+    assert_a_full_day(&days, "2026-11-27");
     let odd: Vec<_> = runs
         .iter()
         .filter(|r| !["succeeded", "missed", "skipped_overlap"].contains(&r.outcome.as_str()))

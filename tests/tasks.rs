@@ -260,22 +260,9 @@ async fn reminders_go_out_once_and_reach_back_after_downtime(h: Harness) {
             ]
         })
         .collect();
-    demo::insert_rows(
-        &h.db,
-        "appointments",
-        &[
-            "id",
-            "tenant_id",
-            "customer_name",
-            "customer_email",
-            "starts_at",
-            "reminder_sent_at",
-            "created_at",
-        ],
-        &rows,
-    )
-    .await
-    .unwrap();
+    demo::insert_rows(&h.db, &demo::APPOINTMENTS, &rows)
+        .await
+        .unwrap();
     let (a, b) = (ctx(&h.rt), ctx(&h.rt));
     let (x, y) = tokio::join!(
         tasks::reminders::send_reminders(&a, None),

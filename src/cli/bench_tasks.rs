@@ -79,25 +79,13 @@ async fn fan_out(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> anyhow:
                 Cell::Int(1),
                 Cell::Text("America/Tegucigalpa".into()),
                 Cell::Text(format!("owner{id}@example.test")),
+                Cell::Int(1),
+                Cell::Int(10),
                 Cell::Int(now),
             ]
         })
         .collect();
-    insert_rows(
-        &rt.db,
-        "tenants",
-        &[
-            "id",
-            "name",
-            "status",
-            "plan_id",
-            "timezone",
-            "email",
-            "created_at",
-        ],
-        &rows,
-    )
-    .await?;
+    insert_rows(&rt.db, &demo::TENANTS, &rows).await?;
     sync_sequence(&rt.db, "tenants").await?;
     let ctx = rt.context("bench".into(), 1, "inline");
     let date = "2026-11-27".parse()?;
@@ -121,15 +109,7 @@ async fn release_stale(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> a
     let now = rt.clock.now().timestamp();
     insert_rows(
         &rt.db,
-        "products",
-        &[
-            "id",
-            "tenant_id",
-            "name",
-            "price_cents",
-            "stock_quantity",
-            "created_at",
-        ],
+        &demo::PRODUCTS,
         &(1..=1000)
             .map(|id| {
                 vec![
@@ -138,6 +118,8 @@ async fn release_stale(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> a
                     Cell::Text(format!("P{id}")),
                     Cell::Int(1000),
                     Cell::Int(100),
+                    Cell::Null,
+                    Cell::Null,
                     Cell::Int(now),
                 ]
             })
@@ -169,6 +151,7 @@ async fn release_stale(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> a
                 Cell::Int(2_000),
                 Cell::Int(now - age),
                 Cell::Int(now - age),
+                Cell::Null,
             ]);
             items.push(vec![
                 Cell::Int(id),
@@ -178,28 +161,8 @@ async fn release_stale(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> a
                 Cell::Int(1_000),
             ]);
         }
-        insert_rows(
-            &rt.db,
-            "orders",
-            &[
-                "id",
-                "tenant_id",
-                "status",
-                "customer_email",
-                "total_cents",
-                "created_at",
-                "updated_at",
-            ],
-            &orders,
-        )
-        .await?;
-        insert_rows(
-            &rt.db,
-            "order_items",
-            &["id", "order_id", "product_id", "quantity", "price_cents"],
-            &items,
-        )
-        .await?;
+        insert_rows(&rt.db, &demo::ORDERS, &orders).await?;
+        insert_rows(&rt.db, &demo::ORDER_ITEMS, &items).await?;
         start = end + 1;
     }
     for t in ["orders", "order_items", "products"] {
@@ -241,21 +204,7 @@ async fn outbox(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> anyhow::
             ]
         })
         .collect();
-    insert_rows(
-        &rt.db,
-        "outbox_messages",
-        &[
-            "aggregate_type",
-            "aggregate_id",
-            "event_type",
-            "payload",
-            "created_at",
-            "available_at",
-            "attempts",
-        ],
-        &rows,
-    )
-    .await?;
+    insert_rows(&rt.db, &demo::OUTBOX_MESSAGES, &rows).await?;
     let watch = Stopwatch::start();
     let report = tasks::outbox::process(rt, args.chunk as i64, None, |_| {}).await?;
     let secs = watch.elapsed().as_secs_f64();

@@ -110,8 +110,110 @@ macro_rules! bind_cells {
     }};
 }
 
+/// A table the seed writes, with the columns its rows give, in order.
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    /// The table.
+    pub name: &'static str,
+    /// Its columns, in the order of each row's cells.
+    pub columns: &'static [&'static str],
+}
+
+/// `tenants`.
+pub const TENANTS: Table = Table {
+    name: "tenants",
+    columns: &[
+        "id",
+        "name",
+        "status",
+        "plan_id",
+        "timezone",
+        "email",
+        "staff_count",
+        "storage_mb",
+        "created_at",
+    ],
+};
+
+/// `products`.
+pub const PRODUCTS: Table = Table {
+    name: "products",
+    columns: &[
+        "id",
+        "tenant_id",
+        "name",
+        "price_cents",
+        "stock_quantity",
+        "image_path",
+        "blurhash",
+        "created_at",
+    ],
+};
+
+/// `orders`.
+pub const ORDERS: Table = Table {
+    name: "orders",
+    columns: &[
+        "id",
+        "tenant_id",
+        "status",
+        "customer_email",
+        "total_cents",
+        "created_at",
+        "updated_at",
+        "cancelled_at",
+    ],
+};
+
+/// `order_items`.
+pub const ORDER_ITEMS: Table = Table {
+    name: "order_items",
+    columns: &["id", "order_id", "product_id", "quantity", "price_cents"],
+};
+
+/// `appointments`.
+pub const APPOINTMENTS: Table = Table {
+    name: "appointments",
+    columns: &[
+        "id",
+        "tenant_id",
+        "customer_name",
+        "customer_email",
+        "starts_at",
+        "reminder_sent_at",
+        "created_at",
+    ],
+};
+
+/// `interactions`.
+pub const INTERACTIONS: Table = Table {
+    name: "interactions",
+    columns: &["id", "tenant_id", "visitor", "kind", "occurred_at"],
+};
+
+/// `outbox_messages`.
+pub const OUTBOX_MESSAGES: Table = Table {
+    name: "outbox_messages",
+    columns: &[
+        "aggregate_type",
+        "aggregate_id",
+        "event_type",
+        "payload",
+        "created_at",
+        "available_at",
+        "attempts",
+    ],
+};
+
+/// `plans`.
+pub const PLANS_TABLE: Table = Table {
+    name: "plans",
+    columns: &["name", "max_products", "max_staff", "max_storage_mb"],
+};
+
 /// Inserts `rows` into `table` in multi-row statements of at most 500 rows.
-pub async fn insert_rows(db: &Db, table: &str, columns: &[&str], rows: &[Vec<Cell>]) -> Result<()> {
+pub async fn insert_rows(db: &Db, table: &Table, rows: &[Vec<Cell>]) -> Result<()> {
+    let (columns, table) = (table.columns, table.name);
     for part in rows.chunks(500) {
         let q = db
             .sql(&format!(
@@ -158,8 +260,7 @@ pub async fn ensure_plans(db: &Db) -> Result<Vec<i64>> {
             None => {
                 insert_rows(
                     db,
-                    "plans",
-                    &["name", "max_products", "max_staff", "max_storage_mb"],
+                    &PLANS_TABLE,
                     &[vec![
                         Cell::Text(name.into()),
                         Cell::Int(products),
@@ -325,84 +426,12 @@ pub async fn seed(
         report.order_items += items.len() as u64;
         report.appointments += appointments.len() as u64;
         report.interactions += interactions.len() as u64;
-        insert_rows(
-            db,
-            "tenants",
-            &[
-                "id",
-                "name",
-                "status",
-                "plan_id",
-                "timezone",
-                "email",
-                "staff_count",
-                "storage_mb",
-                "created_at",
-            ],
-            &tenants,
-        )
-        .await?;
-        insert_rows(
-            db,
-            "products",
-            &[
-                "id",
-                "tenant_id",
-                "name",
-                "price_cents",
-                "stock_quantity",
-                "image_path",
-                "blurhash",
-                "created_at",
-            ],
-            &products,
-        )
-        .await?;
-        insert_rows(
-            db,
-            "orders",
-            &[
-                "id",
-                "tenant_id",
-                "status",
-                "customer_email",
-                "total_cents",
-                "created_at",
-                "updated_at",
-                "cancelled_at",
-            ],
-            &orders,
-        )
-        .await?;
-        insert_rows(
-            db,
-            "order_items",
-            &["id", "order_id", "product_id", "quantity", "price_cents"],
-            &items,
-        )
-        .await?;
-        insert_rows(
-            db,
-            "appointments",
-            &[
-                "id",
-                "tenant_id",
-                "customer_name",
-                "customer_email",
-                "starts_at",
-                "reminder_sent_at",
-                "created_at",
-            ],
-            &appointments,
-        )
-        .await?;
-        insert_rows(
-            db,
-            "interactions",
-            &["id", "tenant_id", "visitor", "kind", "occurred_at"],
-            &interactions,
-        )
-        .await?;
+        insert_rows(db, &TENANTS, &tenants).await?;
+        insert_rows(db, &PRODUCTS, &products).await?;
+        insert_rows(db, &ORDERS, &orders).await?;
+        insert_rows(db, &ORDER_ITEMS, &items).await?;
+        insert_rows(db, &APPOINTMENTS, &appointments).await?;
+        insert_rows(db, &INTERACTIONS, &interactions).await?;
         done += n;
         progress(done);
     }

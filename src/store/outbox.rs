@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
 
-use super::{Db, Result, Tx, in_list};
+use super::{Backend, Db, Result, Tx, in_list};
 use crate::{on_pool, on_tx};
 
 /// An event to record.
@@ -119,9 +119,48 @@ pub async fn claim(
     let pick = "SELECT id FROM outbox_messages WHERE processed_at IS NULL AND available_at <= ? \
                 AND (claimed_at IS NULL OR claimed_at < ?) ORDER BY id LIMIT ?";
     let set = "UPDATE outbox_messages SET claimed_at = ?, claimed_by = ?, attempts = attempts + 1";
-    let mut rows = match db {
-        Db::Sqlite(p) => {
-            let q = format!("{set} WHERE id IN ({pick}) RETURNING {COLUMNS}");
+    let mut rows = if let Db::MySql(p) = db {
+        // MySQL has no UPDATE … RETURNING: lock, stamp and read back in one transaction.
+        let mut tx = p.begin().await?;
+        let ids: Vec<i64> = sqlx::query_scalar(&format!("{pick} FOR UPDATE SKIP LOCKED"))
+            .bind(now.timestamp())
+            .bind(stale)
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = in_list(ids.len());
+        let update_q = format!("{set} WHERE id IN ({list})");
+        let select_q = format!("SELECT {COLUMNS} FROM outbox_messages WHERE id IN ({list})");
+        let mut update = sqlx::query(&update_q).bind(now.timestamp()).bind(owner);
+        for id in &ids {
+            update = update.bind(id);
+        }
+        update.execute(&mut *tx).await?;
+        let mut select = sqlx::query(&select_q);
+        for id in &ids {
+            select = select.bind(id);
+        }
+        let rows = select.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(decode)
+            .collect::<std::result::Result<Vec<_>, _>>()?
+    } else {
+        // SQLite has one writer, so its single statement is already exclusive.
+        let lock = if db.backend() == Backend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let q = db
+            .sql(&format!(
+                "{set} WHERE id IN ({pick}{lock}) RETURNING {COLUMNS}"
+            ))
+            .into_owned();
+        on_pool!(db, p => {
             let rows = sqlx::query(&q)
                 .bind(now.timestamp())
                 .bind(owner)
@@ -130,57 +169,8 @@ pub async fn claim(
                 .bind(batch)
                 .fetch_all(p)
                 .await?;
-            rows.iter()
-                .map(decode)
-                .collect::<std::result::Result<Vec<_>, _>>()?
-        }
-        Db::Postgres(p) => {
-            let q = db
-                .sql(&format!(
-                    "{set} WHERE id IN ({pick} FOR UPDATE SKIP LOCKED) RETURNING {COLUMNS}"
-                ))
-                .into_owned();
-            let rows = sqlx::query(&q)
-                .bind(now.timestamp())
-                .bind(owner)
-                .bind(now.timestamp())
-                .bind(stale)
-                .bind(batch)
-                .fetch_all(p)
-                .await?;
-            rows.iter()
-                .map(decode)
-                .collect::<std::result::Result<Vec<_>, _>>()?
-        }
-        Db::MySql(p) => {
-            let mut tx = p.begin().await?;
-            let ids: Vec<i64> = sqlx::query_scalar(&format!("{pick} FOR UPDATE SKIP LOCKED"))
-                .bind(now.timestamp())
-                .bind(stale)
-                .bind(batch)
-                .fetch_all(&mut *tx)
-                .await?;
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            let list = in_list(ids.len());
-            let update_q = format!("{set} WHERE id IN ({list})");
-            let select_q = format!("SELECT {COLUMNS} FROM outbox_messages WHERE id IN ({list})");
-            let mut update = sqlx::query(&update_q).bind(now.timestamp()).bind(owner);
-            for id in &ids {
-                update = update.bind(id);
-            }
-            update.execute(&mut *tx).await?;
-            let mut select = sqlx::query(&select_q);
-            for id in &ids {
-                select = select.bind(id);
-            }
-            let rows = select.fetch_all(&mut *tx).await?;
-            tx.commit().await?;
-            rows.iter()
-                .map(decode)
-                .collect::<std::result::Result<Vec<_>, _>>()?
-        }
+            rows.iter().map(decode).collect::<std::result::Result<Vec<_>, _>>()?
+        })
     };
     rows.sort_by_key(|m| m.id);
     Ok(rows)

@@ -73,6 +73,20 @@ pub fn register(r: &mut Registry) {
     prune::register(r);
 }
 
+/// Sends `mail` through the configured mailer; a failure is retried with the job's backoff.
+pub(crate) async fn send_mail(
+    ctx: &crate::queue::JobContext,
+    mail: &crate::mail::Mail,
+) -> Result<(), JobError> {
+    ctx.rt
+        .settings
+        .mailer
+        .send(mail, ctx.clock.now())
+        .await
+        .map(|_| ())
+        .map_err(JobError::Retry)
+}
+
 /// A database error inside a task: worth retrying.
 pub(crate) fn retry(e: StoreError) -> JobError {
     JobError::Retry(e.to_string())

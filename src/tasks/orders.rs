@@ -143,13 +143,7 @@ pub fn register(r: &mut Registry) {
                     c.total_cents as f64 / 100.0
                 ),
             };
-            ctx.rt
-                .settings
-                .mailer
-                .send(&mail, ctx.clock.now())
-                .await
-                .map_err(JobError::Retry)?;
-            Ok(())
+            super::send_mail(&ctx, &mail).await
         },
     );
 }

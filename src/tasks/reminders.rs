@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 
 use crate::mail::Mail;
-use crate::queue::{JobContext, JobError, Registry};
+use crate::queue::{JobContext, Registry};
 use crate::store::{self, appointments, schedule_runs};
 
 /// The task's registered name.
@@ -95,13 +95,7 @@ pub fn register(r: &mut Registry) {
                     m.customer_name, m.appointment_id, m.starts_at
                 ),
             };
-            ctx.rt
-                .settings
-                .mailer
-                .send(&mail, ctx.clock.now())
-                .await
-                .map_err(JobError::Retry)?;
-            Ok(())
+            super::send_mail(&ctx, &mail).await
         },
     );
 }
