@@ -290,3 +290,74 @@ async fn an_inline_task_that_panics_fails_with_the_panic_message() {
     );
     h.finish().await;
 }
+
+fn at_end(runs: &[schedule_runs::Run], due: DateTime<Utc>) -> &str {
+    &runs.iter().find(|r| r.due_at == due).unwrap().outcome
+}
+
+const BUFFER_ONE: &str = r#"
+[[task]]
+name = "slow"
+task = "diagnostics:sleep"
+cron = "* * * * *"
+overlap = "buffer-one"
+args = { ms = 150000 }
+"#;
+
+/// `overlap = "buffer-one"`: a 2.5-minute run every minute. The 10:01 occurrence waits for
+/// the 10:00 run and starts when it ends; 10:02 finds the seat taken and is skipped; 10:03
+/// waits for 10:01 in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffer_one_runs_one_waiting_occurrence_after_the_running_one() {
+    let t0: DateTime<Utc> = "2026-11-27T10:00:00Z".parse().unwrap();
+    let h = support::harness_from("sqlite", t0 - TimeDelta::seconds(1))
+        .await
+        .unwrap();
+    let schedule = Arc::new(file::parse("b.toml".as_ref(), BUFFER_ONE, Tz::UTC).unwrap());
+    let stop = conecta::queue::worker::StopHandle::default();
+    let looping = tokio::spawn(scheduler::run(schedule, h.rt.clone(), stop.clone(), None));
+    // Second by second to 10:03:30, letting the loop and its runs catch up at each step.
+    let mut now = t0 - TimeDelta::seconds(1);
+    while now < t0 + TimeDelta::seconds(210) {
+        tokio::time::sleep(std::time::Duration::from_millis(4)).await;
+        now += TimeDelta::seconds(1);
+        h.clock.set(now);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let runs = schedule_runs::history(&h.db, Some("slow"), 100)
+        .await
+        .unwrap();
+    let at = |m: i64| {
+        runs.iter()
+            .find(|r| r.due_at == t0 + TimeDelta::minutes(m))
+            .unwrap_or_else(|| panic!("no run for 10:0{m}: {runs:#?}"))
+    };
+    assert_eq!(at(0).outcome, "succeeded");
+    let (first_end, second_start) = (at(0).finished_at.unwrap(), at(1).started_at.unwrap());
+    assert_eq!(
+        at(1).outcome,
+        "running",
+        "10:01 runs after 10:00: {runs:#?}"
+    );
+    assert!(
+        second_start >= first_end && second_start - first_end <= TimeDelta::seconds(5),
+        "10:01 started {second_start} right after 10:00 ended {first_end}"
+    );
+    assert_eq!(at(2).outcome, "skipped_overlap");
+    assert_eq!(at(3).outcome, "running", "10:03 waits in the seat");
+    assert!(at(3).started_at.unwrap() < t0 + TimeDelta::minutes(3) + TimeDelta::seconds(10));
+    // A stop lets the running one finish and gives up the waiting seat.
+    stop.stop(conecta::queue::worker::StopReason::Signal);
+    while !looping.is_finished() {
+        now += TimeDelta::seconds(1);
+        h.clock.set(now);
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    looping.await.unwrap().unwrap();
+    let runs = schedule_runs::history(&h.db, Some("slow"), 100)
+        .await
+        .unwrap();
+    assert!(runs.iter().all(|r| r.outcome != "running"), "{runs:#?}");
+    assert_eq!(at_end(&runs, t0 + TimeDelta::minutes(3)), "skipped_overlap");
+    h.finish().await;
+}

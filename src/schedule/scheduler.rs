@@ -7,9 +7,10 @@
 //! runs in hand finish (each bounded by its timeout) before `run` returns.
 //!
 //! On start it catches up on what it missed while down (`catch_up.rs` decides); it registers
-//! itself in `schedulers` with a heartbeat. `overlap = "skip"` (and, for now, `buffer-one`)
-//! is a lease in `schedule_leases` renewed while the run lives, so it holds across processes
-//! and a dead process frees its entry within one lease period.
+//! itself in `schedulers` with a heartbeat. `overlap = "skip"` is a lease in `schedule_leases`
+//! renewed while the run lives, so it holds across processes and a dead process frees its
+//! entry within one lease period; `buffer-one` adds a second lease, the one waiting seat, so
+//! at most one run waits for the running one and starts when it ends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,11 +122,16 @@ pub async fn run_reloadable(
     let schedule = schedules.borrow_and_update().clone();
     let mut reloadable = true;
     let runner = runner_name();
+    let firing = Firing {
+        runner: runner.clone(),
+        lease,
+        stop: stop.clone(),
+    };
     let mut runs = JoinSet::new();
     let mut cursor = from.min(rt.clock.now());
     tracing::info!(entries = schedule.enabled().count(), hash = %schedule.hash, "scheduler started");
     let heartbeat = tokio::spawn(heartbeat(rt.clone(), schedules.clone(), stop.clone()));
-    catch_up(&schedule, &rt, &runner, lease, &mut runs, &progress, cursor).await?;
+    catch_up(&schedule, &rt, &firing, &mut runs, &progress, cursor).await?;
     'outer: while !stop.is_stopped() {
         // One plan per schedule version: the planner's iterators are kept across occurrences
         // (building them costs a day of every-minute occurrences) and rebuilt on a reload, or
@@ -169,10 +175,10 @@ pub async fn run_reloadable(
                         },
                     }
                 }
-                let (rt, entry, runner, due) =
-                    (rt.clone(), entry.clone(), runner.clone(), first.due);
+                let (rt, entry, due, firing) =
+                    (rt.clone(), entry.clone(), first.due, firing.clone());
                 spawn_counted(&mut runs, &progress, async move {
-                    fire(rt, entry, due, runner, lease).await;
+                    fire(rt, entry, due, firing).await;
                 });
             }
             cursor = first.due + TimeDelta::milliseconds(1);
@@ -267,12 +273,12 @@ const CATCH_UP_SCAN_LIMIT: usize = 10_000;
 async fn catch_up(
     schedule: &Schedule,
     rt: &Runtime,
-    runner: &str,
-    lease: Duration,
+    firing: &Firing,
     runs: &mut JoinSet<()>,
     progress: &Arc<Option<watch::Sender<Progress>>>,
     now: DateTime<Utc>,
 ) -> Result<(), crate::store::StoreError> {
+    let runner = firing.runner.as_str();
     for entry in schedule.enabled() {
         let Some(last) = schedule_runs::last_due(&rt.db, &entry.name).await? else {
             continue;
@@ -301,10 +307,10 @@ async fn catch_up(
         }
         if !plan.run.is_empty() {
             // In order, one after the other, as catch_up = "all" promises.
-            let (rt, entry, runner) = (rt.clone(), entry.clone(), runner.to_string());
+            let (rt, entry, firing) = (rt.clone(), entry.clone(), firing.clone());
             spawn_counted(runs, progress, async move {
                 for due in plan.run {
-                    fire(rt.clone(), entry.clone(), due, runner.clone(), lease).await;
+                    fire(rt.clone(), entry.clone(), due, firing.clone()).await;
                 }
             });
         }
@@ -323,7 +329,75 @@ fn to_delta(d: Duration) -> TimeDelta {
 }
 
 /// Claims one occurrence and, if this process won it, runs it and records the outcome.
-async fn fire(rt: Runtime, entry: Entry, due: DateTime<Utc>, runner: String, lease: Duration) {
+/// How often a buffered run checks whether the running one has finished (on the clock).
+const BUFFER_POLL: TimeDelta = TimeDelta::seconds(1);
+
+/// `overlap = "buffer-one"`: the run `id` found the entry busy. It takes the entry's single
+/// buffer slot (a second lease, `ENTRY#buffered`, held across processes like the first) and
+/// waits there until the running one ends, then holds the running-lock itself: true. When the
+/// slot is taken, a run is already waiting: false, and this one is skipped. A stop gives up
+/// the seat (false): a stopping scheduler finishes runs in hand, it starts no new one.
+async fn wait_in_buffer(
+    rt: &Runtime,
+    entry: &str,
+    id: i64,
+    lease: Duration,
+    stop: &StopHandle,
+) -> bool {
+    let slot = format!("{entry}#buffered");
+    let now = rt.clock.now();
+    match schedule_leases::acquire(&rt.db, &slot, id, now, now + to_delta(lease)).await {
+        Ok(Acquired::Free) | Ok(Acquired::TookOver(_)) => {}
+        Ok(Acquired::Held) | Err(_) => return false,
+    }
+    tracing::info!(
+        entry,
+        run = id,
+        "buffered: waiting for the running one to finish"
+    );
+    loop {
+        tokio::select! {
+            _ = rt.clock.sleep_until(rt.clock.now() + BUFFER_POLL) => {}
+            _ = stop.stopped() => {}
+        }
+        if stop.is_stopped() {
+            let _ = schedule_leases::release(&rt.db, &slot, id).await;
+            return false;
+        }
+        let now = rt.clock.now();
+        let _ = schedule_leases::renew(&rt.db, &slot, id, now + to_delta(lease)).await;
+        match schedule_leases::acquire(&rt.db, entry, id, now, now + to_delta(lease)).await {
+            Ok(Acquired::Held) => continue,
+            Ok(Acquired::TookOver(dead)) => {
+                let _ = schedule_runs::finish(&rt.db, dead, Outcome::Failed, Some(ABANDONED), now)
+                    .await;
+            }
+            Ok(Acquired::Free) => {}
+            Err(e) => {
+                tracing::warn!(entry, error = %e, "cannot take the running-lock; waiting");
+                continue;
+            }
+        }
+        let _ = schedule_leases::release(&rt.db, &slot, id).await;
+        let _ = schedule_runs::mark_started(&rt.db, id, now).await;
+        return true;
+    }
+}
+
+/// What every run this process fires shares: who it is, how long its leases last, its stop.
+#[derive(Clone)]
+struct Firing {
+    runner: String,
+    lease: Duration,
+    stop: StopHandle,
+}
+
+async fn fire(rt: Runtime, entry: Entry, due: DateTime<Utc>, firing: Firing) {
+    let Firing {
+        runner,
+        lease,
+        stop,
+    } = firing;
     let claim = Claim {
         entry: &entry.name,
         task: &entry.task,
@@ -350,16 +424,20 @@ async fn fire(rt: Runtime, entry: Entry, due: DateTime<Utc>, runner: String, lea
                     .await;
             }
             Ok(Acquired::Held) => {
-                let _ = schedule_runs::finish(
-                    &rt.db,
-                    id,
-                    Outcome::SkippedOverlap,
-                    Some("the previous run was still going"),
-                    now,
-                )
-                .await;
-                tracing::info!(entry = %entry.name, due = %due, outcome = "skipped_overlap", "skipped");
-                return;
+                let buffered = entry.overlap == Overlap::BufferOne
+                    && wait_in_buffer(&rt, &entry.name, id, lease, &stop).await;
+                if !buffered {
+                    let _ = schedule_runs::finish(
+                        &rt.db,
+                        id,
+                        Outcome::SkippedOverlap,
+                        Some("the previous run was still going"),
+                        rt.clock.now(),
+                    )
+                    .await;
+                    tracing::info!(entry = %entry.name, due = %due, outcome = "skipped_overlap", "skipped");
+                    return;
+                }
             }
             Err(e) => {
                 let _ = schedule_runs::finish(

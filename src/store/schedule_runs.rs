@@ -127,6 +127,13 @@ pub async fn claim(db: &Db, c: &Claim<'_>, now: DateTime<Utc>) -> Result<Option<
     Ok(row.and_then(|(id, t)| (t == token).then_some(id)))
 }
 
+/// Records that run `id` really started at `now` (a buffered run starts after its claim).
+pub async fn mark_started(db: &Db, id: i64, now: DateTime<Utc>) -> Result<()> {
+    let q = db.sql("UPDATE schedule_runs SET started_at = ? WHERE id = ?");
+    on_pool!(db, p => sqlx::query(&q).bind(now.timestamp_millis()).bind(id).execute(p).await?.rows_affected());
+    Ok(())
+}
+
 /// Records how run `id` ended.
 pub async fn finish(
     db: &Db,
