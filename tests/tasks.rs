@@ -447,3 +447,54 @@ on_databases!(a_failing_publish_records_its_error_and_backs_off);
 on_databases!(reminders_go_out_once_and_reach_back_after_downtime);
 on_databases!(analytics_fan_out_is_unique_per_date_and_upserts);
 on_databases!(audit_records_and_resolves_violations_and_prune_keeps_recent_rows);
+
+/// With `CONECTA_OUTBOX_STREAM` set, every published message is also added to that Redis
+/// stream, with its id and event type, for consumers outside conecta.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_messages_are_also_added_to_the_redis_stream() {
+    let Some(url) = support::service_url("CONECTA_TEST_REDIS_URL") else {
+        return;
+    };
+    let Some(mut h) = support::harness("sqlite").await else {
+        return;
+    };
+    let stream = format!("conecta-test:{}:outbox", uuid::Uuid::new_v4().simple());
+    h.rt.settings = std::sync::Arc::new(tasks::Settings {
+        outbox_stream: Some(stream.clone()),
+        redis_url: url.clone(),
+        ..tasks::Settings::default()
+    });
+    insert_events(&h.db, 25, "AppointmentReminderDue", h.now()).await;
+    let r = tasks::outbox::process(&h.rt, 10, None, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(r.published, 25);
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let len: i64 = redis::cmd("XLEN")
+        .arg(&stream)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(len, 25);
+    let first: redis::Value = redis::cmd("XRANGE")
+        .arg(&stream)
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let text = format!("{first:?}");
+    assert!(text.contains("AppointmentReminderDue"), "{text}");
+    let _: () = redis::cmd("DEL")
+        .arg(&stream)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    h.finish().await;
+}
