@@ -96,14 +96,14 @@ async fn fill(
     Ok(duplicates)
 }
 
-/// Every job still in the bench queue, whatever its state.
-async fn jobs_in_bench_queue(rt: &Runtime) -> anyhow::Result<u64> {
+/// Every job still in `queue`, whatever its state.
+pub(super) async fn jobs_in(rt: &Runtime, queue: &str) -> anyhow::Result<u64> {
     Ok(rt
         .queue
         .depths(rt.clock.now())
         .await?
         .iter()
-        .filter(|d| d.queue == QUEUE)
+        .filter(|d| d.queue == queue)
         .map(|d| d.pending + d.reserved + d.delayed)
         .sum())
 }
@@ -170,7 +170,7 @@ async fn drain(
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find_map(|v| v.get("peak_rss_kb").and_then(|p| p.as_u64()))
         .unwrap_or(0);
-    let left = jobs_in_bench_queue(rt).await?;
+    let left = jobs_in(rt, QUEUE).await?;
     writeln!(
         out,
         "RESULT workload=drain connection={} concurrency={concurrency} jobs={jobs} seconds={secs:.3} jobs_per_sec={:.0} peak_rss_mb={:.1} left={left}",
@@ -197,7 +197,7 @@ async fn unique(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> anyhow::
     let watch = Stopwatch::start();
     let dup2 = fill(rt, jobs, args.chunk, make).await?;
     let pass2 = watch.elapsed().as_secs_f64();
-    let existing = jobs_in_bench_queue(rt).await?;
+    let existing = jobs_in(rt, QUEUE).await?;
     writeln!(
         out,
         "RESULT workload=unique connection={} jobs={jobs} pass1_seconds={pass1:.4} pass2_seconds={pass2:.4} pass1_duplicates={dup1} pass2_duplicates={dup2} existing_after_pass2={existing}",

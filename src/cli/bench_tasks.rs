@@ -25,17 +25,6 @@ const TABLES: [&str; 5] = [
     "outbox_messages",
 ];
 
-async fn default_queue_jobs(rt: &Runtime) -> anyhow::Result<u64> {
-    Ok(rt
-        .queue
-        .depths(rt.clock.now())
-        .await?
-        .iter()
-        .filter(|d| d.queue == "default")
-        .map(|d| d.pending + d.reserved + d.delayed)
-        .sum())
-}
-
 pub async fn run(
     rt: &Runtime,
     args: &BenchArgs,
@@ -50,7 +39,7 @@ pub async fn run(
             .into());
         }
     }
-    if default_queue_jobs(rt).await? > 0 {
+    if super::bench::jobs_in(rt, "default").await? > 0 {
         return Err(UsageError::new(
             "the default queue is not empty; this benchmark enqueues onto it and clears it",
             Some("use a scratch Redis prefix (REDIS_PREFIX) or database".to_string()),

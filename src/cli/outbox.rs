@@ -1,7 +1,6 @@
 //! `conecta outbox process|coroner|replay|prune` (SPEC §6).
 
 use std::io::Write;
-use std::sync::Arc;
 
 use chrono::TimeDelta;
 use serde_json::json;
@@ -34,10 +33,7 @@ pub async fn run(
     cmd: &OutboxCommand,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitStatus> {
-    let mut rt = ctx.runtime().await?;
-    let mut settings = (*rt.settings).clone();
-    settings.progress = Progress::on_terminal();
-    rt.settings = Arc::new(settings);
+    let rt = ctx.runtime().await?.with_progress(Progress::on_terminal());
     let progress = rt.settings.progress.clone();
     match cmd {
         OutboxCommand::Process { batch, limit } => {

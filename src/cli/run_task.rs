@@ -79,10 +79,10 @@ pub async fn run(
             .check(value)
             .map_err(|m| UsageError::new(format!("bad argument `{key}`: {m}"), None))?;
     }
-    let mut rt = ctx.runtime().await?;
-    let mut settings = (*rt.settings).clone();
-    settings.progress = crate::progress::Progress::on_terminal();
-    rt.settings = Arc::new(settings);
+    let mut rt = ctx
+        .runtime()
+        .await?
+        .with_progress(crate::progress::Progress::on_terminal());
     if let Some(at) = &args.at {
         rt.clock = Arc::new(SimulatedClock::new(instant_arg("--at", at)?, 1.0));
     }

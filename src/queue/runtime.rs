@@ -85,6 +85,14 @@ impl Runtime {
         }
     }
 
+    /// This runtime drawing task progress as `progress` says (bars for work run by hand).
+    pub fn with_progress(mut self, progress: crate::progress::Progress) -> Self {
+        let mut settings = (*self.settings).clone();
+        settings.progress = progress;
+        self.settings = Arc::new(settings);
+        self
+    }
+
     /// The context a handler runs with.
     pub fn context(&self, uuid: String, attempts: u32, queue: &str) -> JobContext {
         JobContext {
