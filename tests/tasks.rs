@@ -324,13 +324,9 @@ async fn analytics_fan_out_is_unique_per_date_and_upserts(h: Harness) {
     .await;
     let c = ctx(&h.rt);
     let date = tasks::analytics::yesterday(h.now(), chrono_tz::Tz::UTC);
-    let first = tasks::analytics::sync(&c, date, 7, None, |_| {})
-        .await
-        .unwrap();
+    let first = tasks::analytics::sync(&c, date, 7, None).await.unwrap();
     assert_eq!(first.enqueued, report.approved, "[{}]", h.name);
-    let second = tasks::analytics::sync(&c, date, 7, None, |_| {})
-        .await
-        .unwrap();
+    let second = tasks::analytics::sync(&c, date, 7, None).await.unwrap();
     assert_eq!(
         (second.enqueued, second.duplicates),
         (0, report.approved),
@@ -338,9 +334,7 @@ async fn analytics_fan_out_is_unique_per_date_and_upserts(h: Harness) {
     );
     support::drain(&h).await;
     // Still nothing after the jobs ran: the lock outlives them.
-    let third = tasks::analytics::sync(&c, date, 500, None, |_| {})
-        .await
-        .unwrap();
+    let third = tasks::analytics::sync(&c, date, 500, None).await.unwrap();
     assert_eq!(third.enqueued, 0);
     assert_eq!(
         analytics::rows_for(&h.db, &date.to_string()).await.unwrap(),

@@ -79,7 +79,7 @@ async fn fan_out(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> anyhow:
     let ctx = rt.context("bench".into(), 1, "inline");
     let date = "2026-11-27".parse()?;
     let watch = Stopwatch::start();
-    let report = tasks::analytics::sync(&ctx, date, args.chunk as u64, None, |_| {}).await?;
+    let report = tasks::analytics::sync(&ctx, date, args.chunk as u64, None).await?;
     let secs = watch.elapsed().as_secs_f64();
     writeln!(
         out,

@@ -65,15 +65,14 @@ pub fn job(tenant: i64, date: NaiveDate) -> NewJob {
     )
 }
 
-/// Fans out over approved tenants (or just `tenant`) for `date`; `on_progress` gets the count
-/// of tenants handled. The batch counts the expected total in once, and the next chunk of
-/// tenant ids is read while the current one is being enqueued.
+/// Fans out over approved tenants (or just `tenant`) for `date`, with a progress bar where
+/// the runtime draws them. The batch counts the expected total in once (the same count sizes
+/// the bar), and the next chunk of tenant ids is read while the current one is enqueued.
 pub async fn sync(
     ctx: &JobContext,
     date: NaiveDate,
     chunk: u64,
     tenant: Option<i64>,
-    mut on_progress: impl FnMut(u64),
 ) -> Result<Report, crate::queue::QueueError> {
     let rt = &ctx.rt;
     let id = rt
@@ -84,6 +83,10 @@ pub async fn sync(
         None => tenants::count_approved(&ctx.db).await? as i64,
     };
     rt.batch_expect(&id, expected).await?;
+    let bar = rt
+        .settings
+        .progress
+        .bar(&format!("analytics:sync {date}"), Some(expected as u64));
     let mut report = Report {
         batch_id: id.clone(),
         date,
@@ -107,7 +110,7 @@ pub async fn sync(
         let (enqueued, duplicates) = added?;
         report.enqueued += enqueued as u64;
         report.duplicates += duplicates as u64;
-        on_progress(report.enqueued + report.duplicates);
+        bar.set(report.enqueued + report.duplicates);
         ids = next?;
     }
     // Tenants approved or dropped while the fan-out ran.
@@ -163,18 +166,7 @@ pub fn register(r: &mut Registry) {
         let date = a
             .date
             .unwrap_or_else(|| yesterday(ctx.clock.now(), ctx.rt.settings.app_timezone));
-        let total = match a.tenant {
-            Some(_) => 1,
-            None => tenants::count_approved(&ctx.db)
-                .await
-                .map_err(super::retry)?,
-        };
-        let bar = ctx
-            .rt
-            .settings
-            .progress
-            .bar(&format!("analytics:sync {date}"), Some(total));
-        let report = sync(&ctx, date, a.chunk.unwrap_or(500), a.tenant, |n| bar.set(n))
+        let report = sync(&ctx, date, a.chunk.unwrap_or(500), a.tenant)
             .await
             .map_err(|e| JobError::Retry(e.to_string()))?;
         tracing::info!(
