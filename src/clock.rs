@@ -13,6 +13,18 @@ use std::time::Instant;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::watch;
 
+/// The largest difference between two processes' clocks that leases and claims tolerate: a
+/// claim or lease is taken over only once its age exceeds its timeout plus this. Processes
+/// compare their clock with the database's at start and every few minutes and warn above 1 s
+/// (see [`wall_now`]).
+pub const MAX_CLOCK_SKEW: TimeDelta = TimeDelta::seconds(10);
+
+/// The system's wall clock, for one purpose only: comparing this host's clock with the
+/// database server's to warn about skew. Logic reads a [`Clock`].
+pub fn wall_now() -> DateTime<Utc> {
+    Utc::now()
+}
+
 /// A boxed future returned by [`Clock::sleep_until`].
 pub type SleepFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 

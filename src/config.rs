@@ -369,11 +369,11 @@ impl Config {
             ),
             None => None,
         };
-        let speed = env.parse::<f64>("CONECTA_SPEED", "a positive number like 3600")?;
-        if speed.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+        let speed = env.parse::<f64>("CONECTA_SPEED", "a number from 1 to 100000, like 3600")?;
+        if speed.is_some_and(|s| !(s.is_finite() && (1.0..=100_000.0).contains(&s))) {
             return Err(ConfigError::new(
                 "CONECTA_SPEED",
-                "expected a positive number like 3600",
+                "expected a number from 1 to 100000, like 3600",
             ));
         }
         let queue_connection = match env.get("QUEUE_CONNECTION").unwrap_or("database") {
@@ -387,22 +387,23 @@ impl Config {
                 ));
             }
         };
+        const YEAR_SECONDS: u64 = crate::duration::MAX.as_secs();
         let retry_after = env
             .parse::<u64>("QUEUE_RETRY_AFTER", "a whole number of seconds like 90")?
             .unwrap_or(90);
-        if retry_after == 0 {
+        if retry_after == 0 || retry_after > YEAR_SECONDS {
             return Err(ConfigError::new(
                 "QUEUE_RETRY_AFTER",
-                "expected a whole number of seconds above 0, like 90",
+                "expected a whole number of seconds from 1 to 31536000 (a year), like 90",
             ));
         }
         let lease_seconds = env
             .parse::<u64>("CONECTA_LEASE", "a whole number of seconds like 60")?
             .unwrap_or(60);
-        if lease_seconds == 0 {
+        if lease_seconds == 0 || lease_seconds > YEAR_SECONDS {
             return Err(ConfigError::new(
                 "CONECTA_LEASE",
-                "expected a whole number of seconds above 0, like 60",
+                "expected a whole number of seconds from 1 to 31536000 (a year), like 60",
             ));
         }
         Ok(Self {

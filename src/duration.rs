@@ -4,14 +4,38 @@
 use std::fmt;
 use std::time::Duration;
 
+/// The longest duration anything accepts (jitter, delays, timeouts, windows): a year. Longer
+/// ones are mistakes, and would overflow the instants computed from them.
+pub const MAX: Duration = Duration::from_secs(365 * 86_400);
+
 /// Why a duration could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("expected a duration like \"30s\", \"15m\", \"1h\" or \"2d\", got: {0:?}")]
-pub struct BadDuration(pub String);
+pub enum BadDuration {
+    /// Not a duration at all.
+    #[error("expected a duration like \"30s\", \"15m\", \"1h\" or \"2d\", got: {0:?}")]
+    Syntax(String),
+    /// Longer than [`MAX`].
+    #[error("{0:?} is longer than a year: durations go up to 365d")]
+    TooLong(String),
+}
+
+/// `d` if it is at most [`MAX`], else why not; `what` names it in the message.
+pub fn bounded(d: Duration, what: &str) -> Result<Duration, BadDuration> {
+    if d > MAX {
+        Err(BadDuration::TooLong(what.to_string()))
+    } else {
+        Ok(d)
+    }
+}
 
 /// Parses `30s`, `15m`, `1h`, `2d`, `1h30m` or a bare number of seconds.
+/// Longer than a year is refused ([`MAX`]).
 pub fn parse(text: &str) -> Result<Duration, BadDuration> {
-    let bad = || BadDuration(text.to_string());
+    bounded(parse_unbounded(text)?, text)
+}
+
+fn parse_unbounded(text: &str) -> Result<Duration, BadDuration> {
+    let bad = || BadDuration::Syntax(text.to_string());
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(bad());
@@ -85,6 +109,17 @@ mod tests {
         for text in ["", "m", "10x", "1.5h", "10m5", "-3s", "ten minutes"] {
             assert!(parse(text).is_err(), "{text:?} was accepted");
         }
+    }
+
+    #[test]
+    fn refuses_more_than_a_year() {
+        assert_eq!(parse("365d"), Ok(MAX));
+        for text in ["366d", "100000000d", "99999999999d", "53w"] {
+            let e = parse(text).unwrap_err();
+            assert!(e.to_string().contains("longer than a year"), "{text}: {e}");
+        }
+        // Overflowing u64 is still "not a duration", never a panic.
+        assert!(parse("99999999999999999999999d").is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod duration;
 pub mod mail;
+pub mod outage;
 pub mod progress;
 pub mod queue;
 pub mod rfc3339;

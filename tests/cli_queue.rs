@@ -35,15 +35,7 @@ fn stdout(dir: &Path, args: &[&str]) -> String {
 fn dispatch_work_fail_retry_forget_flush() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let id = stdout(
-        d,
-        &[
-            "dispatch",
-            "diagnostics:noop",
-            "--payload",
-            r#"{"tenant_id": 1}"#,
-        ],
-    );
+    let id = stdout(d, &["dispatch", "diagnostics:noop", "--payload", r#"{}"#]);
     assert_eq!(id.trim().len(), 36, "prints the job id: {id}");
     stdout(
         d,
@@ -60,8 +52,26 @@ fn dispatch_work_fail_retry_forget_flush() {
             "dispatch",
             "diagnostics:sleep",
             "--payload",
-            r#"{"ms": "soon"}"#,
+            r#"{"ms": 5000}"#,
+            "--timeout",
+            "1",
         ],
+    );
+    // A payload that does not fit the job's arguments is refused at dispatch.
+    let out = conecta(d)
+        .args([
+            "dispatch",
+            "diagnostics:sleep",
+            "--payload",
+            r#"{"ms": "soon"}"#,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expected a whole number"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     assert!(
         Path::new(&d.join("storage/conecta.sqlite")).exists(),
@@ -88,10 +98,7 @@ fn dispatch_work_fail_retry_forget_flush() {
         failed.contains("diagnostics:fail") && failed.contains("boom"),
         "{failed}"
     );
-    assert!(
-        failed.contains("payload of diagnostics:sleep could not be decoded"),
-        "{failed}"
-    );
+    assert!(failed.contains("timed out after 1s"), "{failed}");
     let list: serde_json::Value =
         serde_json::from_str(&stdout(d, &["queue", "failed", "--format", "json"])).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);

@@ -395,9 +395,11 @@ fn a_killed_schedulers_run_is_abandoned_and_another_takes_the_entry_after_one_le
     a.kill().unwrap(); // SIGKILL in the middle of the run, lease held
     a.wait().unwrap();
 
-    // B's clock is a minute on: A's lease (2 s) ran out long ago.
+    // B's clock is a minute on: A's lease (2 s) ran out long ago. B's reaper finds it at
+    // start, records the run abandoned and, per catch_up = "latest", runs the occurrence again.
     let (mut b, mut b_log) = spawn("2026-11-27T10:01:59Z");
-    assert!(b_log.any(|l| l.contains("took over an expired lease")));
+    assert!(b_log.any(|l| l.contains("abandoned: the process running it stopped")));
+    assert!(b_log.any(|l| l.contains("running the abandoned occurrence again")));
     assert!(
         b_log.any(|l| l.contains("run ended")),
         "B's run never ended"
@@ -410,22 +412,22 @@ fn a_killed_schedulers_run_is_abandoned_and_another_takes_the_entry_after_one_le
         .output()
         .unwrap();
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let by_due = |due: &str| {
+    let run = |due: &str, attempt: i64| {
         runs.as_array()
             .unwrap()
             .iter()
-            .find(|r| r["due"] == due)
+            .find(|r| r["due"] == due && r["attempt"] == attempt)
             .cloned()
-            .unwrap()
+            .unwrap_or_else(|| panic!("no run {due} attempt {attempt} in {runs}"))
     };
-    let killed = by_due("2026-11-27T10:01:00Z");
+    let killed = run("2026-11-27T10:01:00Z", 1);
     assert_eq!(killed["outcome"], "failed", "{killed}");
     assert!(
         killed["error"].as_str().unwrap().starts_with("abandoned"),
         "{killed}"
     );
-    let next = by_due("2026-11-27T10:02:00Z");
-    assert_eq!(next["outcome"], "timed_out", "{next}");
+    let again = run("2026-11-27T10:01:00Z", 2);
+    assert_eq!(again["outcome"], "timed_out", "{again}");
 }
 
 #[test]

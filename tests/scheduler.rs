@@ -280,6 +280,7 @@ async fn an_inline_task_that_panics_fails_with_the_panic_message() {
         conecta::schedule::Mode::Inline,
         "default",
         None,
+        &|| true,
     )
     .await;
     assert_eq!(outcome, schedule_runs::Outcome::Failed);

@@ -85,8 +85,8 @@ pub async fn run(
         }
         BatchCommand::Show { id, format } => {
             let Some(b) = batches::find(&db, id).await? else {
-                eprintln!("error: no batch with id {id}");
-                eprintln!("hint: `conecta batch list` shows recent batches");
+                say!("error: no batch with id {id}");
+                say!("hint: `conecta batch list` shows recent batches");
                 return Ok(ExitStatus::Failure);
             };
             match format {
@@ -108,7 +108,7 @@ pub async fn run(
                 )?;
                 Ok(ExitStatus::Success)
             } else {
-                eprintln!("error: no batch with id {id}");
+                say!("error: no batch with id {id}");
                 Ok(ExitStatus::Failure)
             }
         }

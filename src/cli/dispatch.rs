@@ -23,7 +23,46 @@ pub async fn run(
             .unwrap_or_else(|| format!("known jobs: {}", names.join(", ")));
         return Err(UsageError::new(format!("unknown job \"{}\"", args.job), Some(hint)).into());
     }
+    let queue = args.queue.trim();
+    if queue.is_empty() {
+        return Err(UsageError::new(
+            "--queue is empty: a job on a queue without a name is one no worker takes",
+            Some("leave --queue out for `default`, or name one, e.g. --queue high".to_string()),
+        )
+        .into());
+    }
     let data = payload_arg(args.payload.as_deref()).map_err(|e| UsageError::new(e, None))?;
+    if let Some(def) = crate::tasks::find(&args.job) {
+        let Some(map) = data.as_object() else {
+            return Err(UsageError::new(
+                format!(
+                    "--payload for \"{}\" must be a JSON object, got: {data}",
+                    def.name
+                ),
+                Some(format!(
+                    "e.g. --payload '{{\"{}\": …}}'",
+                    def.args.first().map_or("key", |a| a.name)
+                )),
+            )
+            .into());
+        };
+        def.check_args(map)
+            .map_err(|p| UsageError::new(format!("--payload: {}", p.message), p.hint))?;
+    }
+    let seconds = |flag: &str, v: u64| {
+        crate::duration::bounded(std::time::Duration::from_secs(v), &format!("{v}s"))
+            .map(|d| d.as_secs())
+            .map_err(|e| UsageError::new(format!("{flag}: {e}"), None))
+    };
+    let timeout = args.timeout.map(|t| seconds("--timeout", t)).transpose()?;
+    let backoff = match &args.backoff {
+        Some(list) => Some(
+            list.iter()
+                .map(|b| seconds("--backoff", *b))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        None => None,
+    };
     let delay = match &args.delay {
         Some(d) => crate::duration::parse(d)
             .map_err(|e| UsageError::new(format!("--delay: {e}"), None))?
@@ -49,11 +88,11 @@ pub async fn run(
     let job = NewJob {
         job: args.job.clone(),
         data,
-        queue: args.queue.clone(),
+        queue: queue.to_string(),
         delay,
         tries: args.tries,
-        timeout: args.timeout,
-        backoff: args.backoff.clone(),
+        timeout,
+        backoff,
         unique,
         batch_id: None,
     };

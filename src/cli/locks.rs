@@ -46,8 +46,8 @@ pub async fn run(
                 writeln!(out, "released {key}")?;
                 Ok(ExitStatus::Success)
             } else {
-                eprintln!("error: no lock held under {key:?}");
-                eprintln!("hint: `conecta locks list` shows the held locks");
+                say!("error: no lock held under {key:?}");
+                say!("hint: `conecta locks list` shows the held locks");
                 Ok(ExitStatus::Failure)
             }
         }

@@ -3,6 +3,15 @@
 //! Only this module knows clap. Commands write data to stdout and logs to stderr, and return
 //! an [`ExitStatus`]; errors become exit 1 (run time) or 2 (usage or configuration).
 
+/// Writes a line to stderr. A closed stderr is not an error (and never a panic, which
+/// `say!` would be on a closed pipe).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod args;
 mod batch;
 mod bench;
@@ -92,10 +101,18 @@ impl Context {
     /// a server database with pending migrations is an error that says what to run.
     pub async fn db(&self) -> anyhow::Result<Db> {
         let db = self.connect_db(16).await?;
+        self.check_schema(&db).await?;
+        Ok(db)
+    }
+
+    async fn check_schema(&self, db: &Db) -> anyhow::Result<()> {
         if db.backend() == crate::store::Backend::Sqlite {
-            db.migrate().await?;
+            db.migrate().await.map_err(|e| self.db_error(e))?;
         } else {
-            let pending = db.pending_migrations().await?;
+            let pending = db
+                .pending_migrations()
+                .await
+                .map_err(|e| self.db_error(e))?;
             if pending > 0 {
                 return Err(UsageError::new(
                     format!("the database has {pending} pending migration(s)"),
@@ -104,29 +121,64 @@ impl Context {
                 .into());
             }
         }
-        Ok(db)
+        Ok(())
     }
 
     /// Connects to the configured database without touching its schema.
     pub async fn connect_db(&self, max_connections: u32) -> anyhow::Result<Db> {
         let url = &self.config.database_url;
-        Ok(Db::connect(url, max_connections).await.map_err(|e| {
-            UsageError::new(
-                format!("cannot connect to the database ({}): {e}", redact(url)),
-                Some("check DATABASE_URL or DB_CONNECTION/DB_HOST/DB_PORT/DB_DATABASE/DB_USERNAME/DB_PASSWORD, and that the server is up".to_string()),
+        Db::connect(url, max_connections)
+            .await
+            .map_err(|e| self.db_error(e))
+    }
+
+    /// A database error as the user should read it: a configuration problem exits 2 with the
+    /// key to fix; a server that is down exits 1 saying so.
+    fn db_error(&self, e: crate::store::StoreError) -> anyhow::Error {
+        use crate::outage::{Classify, ErrorKind};
+        let url = redact(&self.config.database_url);
+        match e.kind() {
+            ErrorKind::Configuration(m) => UsageError::new(
+                format!("cannot use the database ({url}): {m}"),
+                Some("check DATABASE_URL or DB_CONNECTION/DB_HOST/DB_PORT/DB_DATABASE/DB_USERNAME/DB_PASSWORD".to_string()),
             )
-        })?)
+            .into(),
+            ErrorKind::Unavailable(_) => anyhow::anyhow!(
+                "cannot reach the database ({url}): {e}\nhint: is the server up? daemons (worker, scheduler, start) wait for it; one-shot commands do not"
+            ),
+            ErrorKind::Other => anyhow::anyhow!("database error ({url}): {e}"),
+        }
     }
 
     /// The configured queue on the configured database, with every standard handler.
     pub async fn runtime(&self) -> anyhow::Result<Runtime> {
         let db = self.db().await?;
-        let queue = crate::queue::open(&self.config, &db).await.map_err(|e| {
-            UsageError::new(
-                format!("cannot open the {} queue: {e}", self.config.queue_connection.name()),
-                Some("check QUEUE_CONNECTION and REDIS_URL (or REDIS_HOST/REDIS_PORT), and that Redis is up".to_string()),
+        let queue = crate::queue::open(&self.config, &db)
+            .await
+            .map_err(|e| self.queue_error(e))?;
+        self.assemble(db, queue)
+    }
+
+    fn queue_error(&self, e: crate::queue::QueueError) -> anyhow::Error {
+        use crate::outage::{Classify, ErrorKind};
+        let name = self.config.queue_connection.name();
+        match e.kind() {
+            ErrorKind::Configuration(m) => UsageError::new(
+                format!("cannot open the {name} queue: {m}"),
+                Some("check QUEUE_CONNECTION and REDIS_URL (or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD/REDIS_DB)".to_string()),
             )
-        })?;
+            .into(),
+            _ => anyhow::anyhow!(
+                "cannot open the {name} queue: {e}\nhint: is Redis up? daemons (worker, scheduler, start) wait for it; one-shot commands do not"
+            ),
+        }
+    }
+
+    fn assemble(
+        &self,
+        db: Db,
+        queue: std::sync::Arc<dyn crate::queue::Queue>,
+    ) -> anyhow::Result<Runtime> {
         let settings = crate::tasks::Settings::from_config(&self.config)
             .map_err(|m| UsageError::new(m, Some("check MAIL_MAILER and MAIL_*".to_string())))?;
         let mut rt = Runtime::new(
@@ -136,7 +188,89 @@ impl Context {
             self.clock.clone(),
         );
         rt.settings = std::sync::Arc::new(settings);
+        rt.settle_within = std::time::Duration::from_secs(self.config.retry_after);
         Ok(rt)
+    }
+
+    /// For daemons: the runtime, waiting (with backoff, logging once) for the database and
+    /// Redis while they are away, so a worker or scheduler started during an outage begins
+    /// work when they come up. `migrate` applies pending migrations first (`start`). Only a
+    /// configuration error fails; `None` when `stop` came first.
+    pub async fn runtime_waiting(
+        &self,
+        stop: &crate::queue::worker::StopHandle,
+        migrate: bool,
+    ) -> anyhow::Result<Option<Runtime>> {
+        use crate::outage::{Backoff, Classify, ErrorKind, Outages};
+        let outages = std::sync::Arc::new(Outages::new(self.clock.clone()));
+        let mut backoff = Backoff::default();
+        let url = &self.config.database_url;
+        let db = loop {
+            let attempt = async {
+                let db = Db::connect(url, 16).await?;
+                if migrate {
+                    let applied = db.migrate().await?;
+                    if applied > 0 {
+                        tracing::info!(applied, "migrations applied");
+                    }
+                }
+                Ok::<_, crate::store::StoreError>(db)
+            };
+            let failed = match attempt.await {
+                Ok(db) => break db,
+                Err(e) => e,
+            };
+            match failed.kind() {
+                ErrorKind::Unavailable(dep) => outages.went_away(dep, "connect", &failed),
+                _ => return Err(self.db_error(failed)),
+            }
+            tokio::select! {
+                _ = backoff.wait() => {}
+                _ = stop.stopped() => return Ok(None),
+            }
+        };
+        outages.came_back(crate::outage::Dependency::Database);
+        if !migrate {
+            // Pending migrations are a deployment mistake, not an outage: say what to run.
+            loop {
+                match self.check_schema(&db).await {
+                    Ok(()) => break,
+                    Err(e) if e.downcast_ref::<UsageError>().is_some() => return Err(e),
+                    Err(e) => {
+                        outages.went_away(
+                            crate::outage::Dependency::Database,
+                            "read the schema version",
+                            &e,
+                        );
+                        tokio::select! {
+                            _ = backoff.wait() => {}
+                            _ = stop.stopped() => return Ok(None),
+                        }
+                    }
+                }
+            }
+            outages.came_back(crate::outage::Dependency::Database);
+        }
+        backoff.reset();
+        let queue = loop {
+            let failed = match crate::queue::open(&self.config, &db).await {
+                Ok(q) => break q,
+                Err(e) => e,
+            };
+            match failed.kind() {
+                ErrorKind::Unavailable(dep) => outages.went_away(dep, "connect", &failed),
+                _ => return Err(self.queue_error(failed)),
+            }
+            tokio::select! {
+                _ = backoff.wait() => {}
+                _ = stop.stopped() => return Ok(None),
+            }
+        };
+        outages.came_back(crate::outage::Dependency::Redis);
+        let mut rt = self.assemble(db, queue)?;
+        rt.outages = outages;
+        crate::store::skew::check(&rt.db, true).await;
+        Ok(Some(rt))
     }
 }
 
@@ -171,6 +305,11 @@ pub fn instant_arg(flag: &str, text: &str) -> Result<DateTime<Utc>, UsageError> 
     crate::rfc3339::parse_instant(text).map_err(|e| UsageError::new(format!("{flag}: {e}"), None))
 }
 
+/// The slowest simulated clock `--speed` accepts (real time).
+pub const MIN_SPEED: f64 = 1.0;
+/// The fastest: a day in under a second. Faster clocks outrun the loops they drive.
+pub const MAX_SPEED: f64 = 100_000.0;
+
 fn context(cli: &Cli) -> anyhow::Result<Context> {
     let env = Env::load(cli.global.env_file.as_deref()).map_err(config_error)?;
     let mut config = Config::from_env(&env).map_err(config_error)?;
@@ -178,14 +317,16 @@ fn context(cli: &Cli) -> anyhow::Result<Context> {
         config.now = Some(instant_arg("--now", now)?);
     }
     if let Some(speed) = cli.global.speed {
-        if !(speed.is_finite() && speed > 0.0) {
-            return Err(UsageError::new(
-                format!("--speed: expected a positive number like 3600, got: {speed}"),
-                None,
-            )
-            .into());
-        }
         config.speed = Some(speed);
+    }
+    if let Some(speed) = config.speed
+        && !(speed.is_finite() && (MIN_SPEED..=MAX_SPEED).contains(&speed))
+    {
+        return Err(UsageError::new(
+            format!("--speed: expected a number from {MIN_SPEED} to {MAX_SPEED}, got: {speed}"),
+            Some("e.g. --speed 3600 lives an hour per second".to_string()),
+        )
+        .into());
     }
     if config.speed.is_some() && config.now.is_none() {
         return Err(UsageError::new(
@@ -226,7 +367,7 @@ pub fn run(cli: Cli) -> ExitStatus {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            say!("error: cannot start the async runtime: {e}");
             return ExitStatus::Failure;
         }
     };
@@ -338,8 +479,8 @@ fn report(err: &anyhow::Error) -> ExitStatus {
         return ExitStatus::Success;
     }
     if let Some(invalid) = err.downcast_ref::<file::Invalid>() {
-        eprintln!("{invalid}");
-        eprintln!(
+        say!("{invalid}");
+        say!(
             "error: {} problem{} in {}",
             invalid.diagnostics.len(),
             if invalid.diagnostics.len() == 1 {
@@ -351,14 +492,25 @@ fn report(err: &anyhow::Error) -> ExitStatus {
         );
         return ExitStatus::Usage;
     }
+    let configuration = err
+        .downcast_ref::<crate::queue::QueueError>()
+        .map(crate::outage::Classify::kind)
+        .or_else(|| {
+            err.downcast_ref::<crate::store::StoreError>()
+                .map(crate::outage::Classify::kind)
+        });
+    if let Some(crate::outage::ErrorKind::Configuration(message)) = configuration {
+        say!("error: {message}");
+        return ExitStatus::Usage;
+    }
     if let Some(usage) = err.downcast_ref::<UsageError>() {
-        eprintln!("error: {}", usage.message);
+        say!("error: {}", usage.message);
         if let Some(hint) = &usage.hint {
-            eprintln!("hint: {hint}");
+            say!("hint: {hint}");
         }
         return ExitStatus::Usage;
     }
-    eprintln!("error: {err:#}");
+    say!("error: {err:#}");
     ExitStatus::Failure
 }
 

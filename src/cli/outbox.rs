@@ -119,7 +119,7 @@ pub async fn run(
             bar.finish();
             writeln!(out, "replayed {published} message(s)")?;
             for (id, why) in &failures {
-                eprintln!("error: outbox message {id}: {why}");
+                say!("error: outbox message {id}: {why}");
             }
             Ok(if failures.is_empty() {
                 ExitStatus::Success

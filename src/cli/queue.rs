@@ -30,8 +30,8 @@ pub async fn run(
                 writeln!(out, "forgot failed job {n}")?;
                 Ok(ExitStatus::Success)
             } else {
-                eprintln!("error: no failed job with id {n}");
-                eprintln!("hint: `conecta queue failed` lists them");
+                say!("error: no failed job with id {n}");
+                say!("hint: `conecta queue failed` lists them");
                 Ok(ExitStatus::Failure)
             }
         }
@@ -136,7 +136,7 @@ async fn retry(ctx: &Context, id: &str, out: &mut dyn Write) -> anyhow::Result<E
         match rt.retry_failed(n).await? {
             Some(uuid) => writeln!(out, "retried failed job {n} ({uuid})")?,
             None => {
-                eprintln!("error: no failed job with id {n}");
+                say!("error: no failed job with id {n}");
                 missing = true;
             }
         }

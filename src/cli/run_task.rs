@@ -54,31 +54,8 @@ pub async fn run(
     if let Some(t) = args.tenant {
         task_args.insert("tenant".into(), Value::from(t));
     }
-    for (key, value) in &task_args {
-        let Some(arg) = def.arg(key) else {
-            let hint = did_you_mean(key, def.args.iter().map(|a| a.name))
-                .map(|s| format!("did you mean \"{s}\"?"))
-                .unwrap_or_else(|| {
-                    format!(
-                        "{} takes: {}",
-                        def.name,
-                        def.args
-                            .iter()
-                            .map(|a| a.name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                });
-            return Err(UsageError::new(
-                format!("unknown argument \"{key}\" for task \"{}\"", def.name),
-                Some(hint),
-            )
-            .into());
-        };
-        arg.kind
-            .check(value)
-            .map_err(|m| UsageError::new(format!("bad argument `{key}`: {m}"), None))?;
-    }
+    def.check_args(&task_args)
+        .map_err(|p| UsageError::new(p.message, p.hint))?;
     let mut rt = ctx
         .runtime()
         .await?
@@ -116,8 +93,16 @@ pub async fn run(
         )
         .into());
     };
-    let (outcome, error) =
-        scheduler::execute(&rt, def.name, &task_args, Mode::Inline, "default", None).await;
+    let (outcome, error) = scheduler::execute(
+        &rt,
+        def.name,
+        &task_args,
+        Mode::Inline,
+        "default",
+        None,
+        &|| true,
+    )
+    .await;
     schedule_runs::finish(&rt.db, id, outcome, error.as_deref(), rt.clock.now()).await?;
     match (outcome, error) {
         (Outcome::Succeeded, _) => {
@@ -125,7 +110,7 @@ pub async fn run(
             Ok(ExitStatus::Success)
         }
         (outcome, error) => {
-            eprintln!(
+            say!(
                 "error: {} {}: {}",
                 def.name,
                 outcome.as_str(),

@@ -26,6 +26,12 @@ pub fn run(ctx: &Context, file: Option<&Path>, out: &mut dyn Write) -> anyhow::R
         enabled,
         schedule.hash
     )?;
+    if enabled == 0 {
+        say!(
+            "warning: {} has no enabled entry: a scheduler running it fires nothing until a reload",
+            path.display()
+        );
+    }
     let now = ctx.clock.now();
     let impacts = dst::report(&schedule, now, now + TimeDelta::days(365));
     if impacts.is_empty() {

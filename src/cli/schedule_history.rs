@@ -28,6 +28,7 @@ pub async fn run(
                         "entry": r.entry,
                         "task": r.task,
                         "due": rfc3339::utc(r.due_at),
+                        "attempt": r.attempt,
                         "manual": r.manual,
                         "runner": r.runner,
                         "started_at": r.started_at.map(rfc3339::utc),
@@ -52,7 +53,11 @@ pub async fn run(
                         rfc3339::utc(r.due_at),
                         r.entry.clone(),
                         r.task.clone(),
-                        r.outcome.clone(),
+                        if r.attempt > 1 {
+                            format!("{} (attempt {})", r.outcome, r.attempt)
+                        } else {
+                            r.outcome.clone()
+                        },
                         took,
                         r.runner.clone(),
                         r.error

@@ -11,10 +11,13 @@ use crate::schedule::{Schedule, file};
 
 pub async fn run(ctx: &Context) -> anyhow::Result<ExitStatus> {
     let schedule = Arc::new(ctx.schedule()?);
-    let rt = ctx.runtime().await?;
-    announce(ctx, &schedule);
     let stop = StopHandle::default();
     spawn_signal_listener(stop.clone());
+    let Some(rt) = ctx.runtime_waiting(&stop, false).await? else {
+        tracing::info!("stopped while waiting for a dependency");
+        return Ok(ExitStatus::Success);
+    };
+    announce(ctx, &schedule);
     let (tx, rx) = tokio::sync::watch::channel(schedule);
     spawn_reload_listener(ctx, tx);
     scheduler::run_reloadable(

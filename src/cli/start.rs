@@ -8,22 +8,20 @@ use std::time::Duration;
 
 use super::scheduler::{announce, spawn_reload_listener};
 use super::worker::spawn_signal_listener;
-use super::{Context, ExitStatus, UsageError};
+use super::{Context, ExitStatus};
 use crate::queue::runtime::Defaults;
 use crate::queue::worker::{self, StopHandle, WorkerOptions};
 use crate::schedule::scheduler;
 
 pub async fn run(ctx: &Context, concurrency: usize) -> anyhow::Result<ExitStatus> {
-    if concurrency == 0 {
-        return Err(UsageError::new("--concurrency must be at least 1", None).into());
-    }
+    super::worker::check_concurrency(concurrency)?;
     let schedule = Arc::new(ctx.schedule()?);
-    let db = ctx.connect_db(16).await?;
-    let applied = db.migrate().await?;
-    if applied > 0 {
-        tracing::info!(applied, "migrations applied");
-    }
-    let rt = ctx.runtime().await?;
+    let stop = StopHandle::default();
+    spawn_signal_listener(stop.clone());
+    let Some(rt) = ctx.runtime_waiting(&stop, true).await? else {
+        tracing::info!("stopped while waiting for a dependency");
+        return Ok(ExitStatus::Success);
+    };
     tracing::info!(
         connection = rt.queue.connection(),
         database = %super::redact(&ctx.config.database_url),
@@ -31,8 +29,6 @@ pub async fn run(ctx: &Context, concurrency: usize) -> anyhow::Result<ExitStatus
         "conecta started: scheduler and a worker for high,default"
     );
     announce(ctx, &schedule);
-    let stop = StopHandle::default();
-    spawn_signal_listener(stop.clone());
     let (tx, rx) = tokio::sync::watch::channel(schedule);
     spawn_reload_listener(ctx, tx);
     let timeout = 60.min(ctx.config.retry_after.saturating_sub(1)).max(1);

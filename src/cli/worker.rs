@@ -22,11 +22,26 @@ pub async fn run(ctx: &Context, args: &WorkerArgs) -> anyhow::Result<ExitStatus>
         )
         .into());
     }
-    if args.concurrency == 0 {
-        return Err(UsageError::new("--concurrency must be at least 1", None).into());
+    check_concurrency(args.concurrency)?;
+    let year = crate::duration::MAX.as_secs();
+    if !(args.sleep.is_finite() && args.sleep >= 0.0 && args.sleep <= year as f64) {
+        return Err(UsageError::new(
+            format!(
+                "--sleep must be a number of seconds from 0 to {year} (a year), got: {}",
+                args.sleep
+            ),
+            None,
+        )
+        .into());
     }
-    if !(args.sleep.is_finite() && args.sleep >= 0.0) {
-        return Err(UsageError::new("--sleep must be a number of seconds, 0 or more", None).into());
+    for (flag, v) in [("--backoff", args.backoff), ("--max-time", args.max_time)] {
+        if v > year {
+            return Err(UsageError::new(
+                format!("{flag} must be at most {year} seconds (a year), got: {v}"),
+                None,
+            )
+            .into());
+        }
     }
     let queues: Vec<String> = args
         .queue
@@ -41,7 +56,12 @@ pub async fn run(ctx: &Context, args: &WorkerArgs) -> anyhow::Result<ExitStatus>
         )
         .into());
     }
-    let rt = ctx.runtime().await?;
+    let stop = StopHandle::default();
+    spawn_signal_listener(stop.clone());
+    let Some(rt) = ctx.runtime_waiting(&stop, false).await? else {
+        tracing::info!("stopped while waiting for a dependency");
+        return Ok(ExitStatus::Success);
+    };
     let opts = WorkerOptions {
         queues,
         sleep: Duration::from_secs_f64(args.sleep),
@@ -56,8 +76,6 @@ pub async fn run(ctx: &Context, args: &WorkerArgs) -> anyhow::Result<ExitStatus>
         concurrency: args.concurrency,
         stop_when_empty: args.stop_when_empty,
     };
-    let stop = StopHandle::default();
-    spawn_signal_listener(stop.clone());
     let summary = worker::run(rt, opts, stop).await?;
     tracing::info!(
         processed = summary.processed,
@@ -66,6 +84,21 @@ pub async fn run(ctx: &Context, args: &WorkerArgs) -> anyhow::Result<ExitStatus>
         summary.reason.describe()
     );
     Ok(ExitStatus::Success)
+}
+
+/// The most jobs one process runs at once.
+pub const MAX_CONCURRENCY: usize = 1000;
+
+/// `--concurrency` must be from 1 to [`MAX_CONCURRENCY`].
+pub fn check_concurrency(n: usize) -> Result<(), UsageError> {
+    if (1..=MAX_CONCURRENCY).contains(&n) {
+        Ok(())
+    } else {
+        Err(UsageError::new(
+            format!("--concurrency must be from 1 to {MAX_CONCURRENCY}, got: {n}"),
+            Some("run more worker processes for more parallelism".to_string()),
+        ))
+    }
 }
 
 /// SIGTERM and SIGINT stop the worker gracefully: the jobs in hand finish first.

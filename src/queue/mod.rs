@@ -274,6 +274,10 @@ pub enum QueueError {
     /// The request cannot be carried out as asked.
     #[error("{0}")]
     Invalid(String),
+    /// A dependency refused the configuration (wrong password, unknown database): waiting
+    /// will not help, the process exits 2.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl From<sqlx::Error> for QueueError {

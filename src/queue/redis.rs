@@ -15,15 +15,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncCommands, Script};
 
 use super::{Enqueued, LockInfo, NewJob, Queue, QueueDepth, Reserved, Result, decode};
 
+/// How long one connection attempt may take before it counts as Redis being away.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a command may wait for its answer (a hung Redis is an outage too).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Jobs in Redis.
 pub struct RedisQueue {
     client: redis::Client,
-    conn: MultiplexedConnection,
+    /// Reconnects by itself after Redis restarts: a command during the outage fails (and the
+    /// caller backs off), the next one after it finds a fresh connection.
+    conn: ConnectionManager,
     /// The connection workers block on, apart from the shared one.
     blocking: tokio::sync::Mutex<Option<MultiplexedConnection>>,
     prefix: String,
@@ -53,10 +61,15 @@ struct Keys {
 
 impl RedisQueue {
     /// Connects to `url`; keys start with `prefix`; reserved jobs come back after
-    /// `retry_after`.
+    /// `retry_after`. Fails when Redis cannot be reached now; the daemons retry.
     pub async fn connect(url: &str, prefix: &str, retry_after: Duration) -> Result<Self> {
         let client = redis::Client::open(url)?;
-        let conn = client.get_multiplexed_async_connection().await?;
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_max_delay(500)
+            .set_connection_timeout(CONNECT_TIMEOUT)
+            .set_response_timeout(RESPONSE_TIMEOUT);
+        let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
         Ok(Self {
             client,
             conn,
@@ -436,17 +449,31 @@ impl Queue for RedisQueue {
                 return Ok(true);
             }
         }
-        if guard.is_none() {
-            *guard = Some(self.client.get_multiplexed_async_connection().await?);
-        }
-        let conn = guard.as_mut().expect("connected");
+        let conn = match guard.as_mut() {
+            Some(conn) => conn,
+            None => {
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(CONNECT_TIMEOUT)
+                    .set_response_timeout(max + RESPONSE_TIMEOUT);
+                guard.insert(
+                    self.client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await?,
+                )
+            }
+        };
         let notify: Vec<&str> = keys.iter().map(|k| k.notify.as_str()).collect();
         let secs = max.as_secs_f64().max(0.01);
-        let _: Option<(String, String)> = redis::cmd("BLPOP")
+        let answer: redis::RedisResult<Option<(String, String)>> = redis::cmd("BLPOP")
             .arg(&notify)
             .arg(secs)
             .query_async(conn)
-            .await?;
+            .await;
+        if let Err(e) = answer {
+            // A blocking connection that failed is not reused: the next wait opens a new one.
+            *guard = None;
+            return Err(e.into());
+        }
         Ok(true)
     }
 }

@@ -68,6 +68,12 @@ pub struct Runtime {
     pub clock: SharedClock,
     /// What tasks need from the configuration (mailer, zone, progress display).
     pub settings: Arc<Settings>,
+    /// Which dependencies are away, shared by every loop of the process.
+    pub outages: Arc<crate::outage::Outages>,
+    /// How long settling a finished job (ack, release, failure record, batch counters) keeps
+    /// retrying while Redis or the database is away: `QUEUE_RETRY_AFTER`, after which the job
+    /// is redelivered anyway.
+    pub settle_within: Duration,
 }
 
 /// Runtime errors: the queue or the database failed.
@@ -80,9 +86,27 @@ impl Runtime {
             queue,
             db,
             registry,
+            outages: Arc::new(crate::outage::Outages::new(clock.clone())),
             clock,
             settings: Arc::new(Settings::default()),
+            settle_within: Duration::from_secs(90),
         }
+    }
+
+    /// Runs one step of settling a job (`what`), retrying while its dependency is away, for
+    /// at most [`Runtime::settle_within`]: a job that ran is acknowledged when Redis or the
+    /// database comes back, or redelivered after `QUEUE_RETRY_AFTER`; never lost, never failed
+    /// for the outage.
+    pub async fn settle<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let watch = crate::clock::Stopwatch::start();
+        let limit = self.settle_within;
+        self.outages
+            .retry(what, || watch.elapsed() >= limit, op)
+            .await
     }
 
     /// This runtime drawing task progress as `progress` says (bars for work run by hand).
@@ -278,10 +302,21 @@ impl Runtime {
             .unwrap_or_else(|| Err(JobError::Retry(format!("timed out after {timeout}s"))));
         match result {
             Ok(()) => {
-                self.queue.delete(&job).await?;
-                self.release_lock(&job.queue, &envelope).await?;
+                self.settle("acknowledge a finished job", || self.queue.delete(&job))
+                    .await?;
+                self.settle("release a unique lock", || {
+                    self.release_lock(&job.queue, &envelope)
+                })
+                .await?;
                 if let Some(batch_id) = &envelope.batch_id
-                    && batches::job_succeeded(&self.db, batch_id, self.clock.now()).await?
+                    && self
+                        .settle("count a job into its batch", || async {
+                            Ok(
+                                batches::job_succeeded(&self.db, batch_id, self.clock.now())
+                                    .await?,
+                            )
+                        })
+                        .await?
                 {
                     self.batch_finished(batch_id).await?;
                 }
@@ -349,7 +384,10 @@ impl Runtime {
             );
             return self.fail(job, Some(envelope), exception).await;
         }
-        self.queue.release(job, delay, self.clock.now()).await?;
+        self.settle("release a job for its retry", || {
+            self.queue.release(job, delay, self.clock.now())
+        })
+        .await?;
         Ok(Outcome::Released(delay))
     }
 
@@ -362,26 +400,35 @@ impl Runtime {
         exception: String,
     ) -> Result<Outcome> {
         let uuid = job.uuid();
-        failed_jobs::insert(
-            &self.db,
-            &failed_jobs::NewFailure {
-                uuid: &uuid,
-                connection: self.queue.connection(),
-                queue: &job.queue,
-                payload: &job.raw,
-                exception: &exception,
-            },
-            self.clock.now(),
-        )
+        let failure = failed_jobs::NewFailure {
+            uuid: &uuid,
+            connection: self.queue.connection(),
+            queue: &job.queue,
+            payload: &job.raw,
+            exception: &exception,
+        };
+        self.settle("record a failed job", || async {
+            Ok(failed_jobs::insert(&self.db, &failure, self.clock.now()).await?)
+        })
         .await?;
-        self.queue.delete(job).await?;
+        self.settle("remove a failed job from its queue", || {
+            self.queue.delete(job)
+        })
+        .await?;
         if let Some(u) = job.unique()
             && u.until != UniqueUntil::Ttl
         {
-            self.queue.unlock(&job.queue, &u.key, &uuid).await?;
+            self.settle("release a unique lock", || {
+                self.queue.unlock(&job.queue, &u.key, &uuid)
+            })
+            .await?;
         }
         if let Some(batch_id) = envelope.and_then(|e| e.batch_id.as_deref())
-            && batches::job_failed(&self.db, batch_id, &uuid, self.clock.now()).await?
+            && self
+                .settle("count a failed job into its batch", || async {
+                    Ok(batches::job_failed(&self.db, batch_id, &uuid, self.clock.now()).await?)
+                })
+                .await?
         {
             self.batch_finished(batch_id).await?;
         }

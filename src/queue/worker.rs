@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use super::runtime::{Defaults, Outcome};
 use super::{QueueError, Runtime};
+use crate::outage::{Backoff, Classify, Dependency, ErrorKind};
 use crate::store::heartbeats::{self, Heartbeat};
 
 /// `conecta worker` flags (Laravel's meanings).
@@ -187,7 +188,25 @@ pub async fn run(
 ) -> Result<Summary, QueueError> {
     let started = rt.clock.now();
     let id = uuid::Uuid::now_v7().to_string();
-    let restart_at_start = heartbeats::read_signal(&rt.db, "restart").await?;
+    // A worker started while the database is away waits for it (a stop ends the wait).
+    let restart_at_start = match rt
+        .outages
+        .retry(
+            "read the restart signal",
+            || stop.is_stopped(),
+            || heartbeats::read_signal(&rt.db, "restart"),
+        )
+        .await
+    {
+        Ok(v) => v,
+        Err(_) if stop.is_stopped() => {
+            return Ok(Summary {
+                reason: stop.reason(),
+                processed: 0,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     let processed = Arc::new(AtomicU64::new(0));
     let claimed = Arc::new(AtomicU64::new(0));
     let template = Heartbeat {
@@ -207,7 +226,10 @@ pub async fn run(
         status: status.to_string(),
         ..template.clone()
     };
-    heartbeats::beat(&rt.db, &beat("running", started, 0)).await?;
+    if let Err(e) = heartbeats::beat(&rt.db, &beat("running", started, 0)).await {
+        rt.outages
+            .went_away(Dependency::Database, "write the worker heartbeat", &e);
+    }
     tracing::info!(worker = %id, queues = %opts.queues.join(","), concurrency = opts.concurrency, connection = rt.queue.connection(), "worker started");
 
     let mut slots = Vec::new();
@@ -249,19 +271,28 @@ pub async fn run(
                 {
                     stop.stop(StopReason::Memory);
                 }
-                match heartbeats::read_signal(&rt.db, "restart").await {
-                    Ok(v) if v != restart_at_start => stop.stop(StopReason::Restart),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot read the restart signal"),
-                }
-                if n.is_multiple_of(4)
-                    && let Err(e) = heartbeats::beat(
-                        &rt.db,
-                        &beat("running", now, processed.load(Ordering::SeqCst)),
-                    )
-                    .await
+                let signal = heartbeats::read_signal(&rt.db, "restart").await;
+                rt.outages
+                    .observe(Dependency::Database, "read the restart signal", &signal);
+                if let Ok(v) = signal
+                    && v != restart_at_start
                 {
-                    tracing::warn!(error = %e, "cannot write the worker heartbeat");
+                    stop.stop(StopReason::Restart);
+                }
+                if n.is_multiple_of(4) {
+                    // While a dependency is away the heartbeat says so: `queue status` shows
+                    // "waiting for Redis since …".
+                    let status = rt.outages.waiting().unwrap_or_else(|| "running".into());
+                    let wrote = heartbeats::beat(
+                        &rt.db,
+                        &beat(&status, now, processed.load(Ordering::SeqCst)),
+                    )
+                    .await;
+                    rt.outages
+                        .observe(Dependency::Database, "write the worker heartbeat", &wrote);
+                    if n % 600 == 4 {
+                        crate::store::skew::check(&rt.db, n == 4).await;
+                    }
                 }
             }
         }
@@ -285,7 +316,9 @@ pub async fn run(
     stop.stop(StopReason::Signal);
     let _ = housekeeping.await;
     let done = processed.load(Ordering::SeqCst);
-    heartbeats::beat(&rt.db, &beat("stopped", rt.clock.now(), done)).await?;
+    if let Err(e) = heartbeats::beat(&rt.db, &beat("stopped", rt.clock.now(), done)).await {
+        tracing::warn!(error = %e, "cannot record the worker's stop; its heartbeat ages out");
+    }
     if let Some(e) = first_error {
         return Err(e);
     }
@@ -297,6 +330,36 @@ pub async fn run(
     })
 }
 
+/// The dependency the worker's queue lives in.
+fn queue_dependency(rt: &Runtime) -> Dependency {
+    if rt.queue.connection() == "redis" {
+        Dependency::Redis
+    } else {
+        Dependency::Database
+    }
+}
+
+/// After a failed queue operation: a configuration error ends the worker (exit 2); anything
+/// else is logged once per outage and waited out with backoff. False when a stop came first.
+async fn pause(
+    rt: &Runtime,
+    stop: &StopHandle,
+    backoff: &mut Backoff,
+    what: &str,
+    error: &QueueError,
+) -> Result<bool, QueueError> {
+    match error.kind() {
+        ErrorKind::Configuration(m) => return Err(QueueError::Config(m)),
+        ErrorKind::Unavailable(dep) => rt.outages.went_away(dep, what, error),
+        // Not an outage, but no reason to die either (a corrupt key, a bug): say so, retry.
+        ErrorKind::Other => tracing::error!(error = %error, "cannot {what}; retrying"),
+    }
+    tokio::select! {
+        _ = backoff.wait() => Ok(!stop.is_stopped()),
+        _ = stop.stopped() => Ok(false),
+    }
+}
+
 async fn slot(
     rt: Runtime,
     opts: WorkerOptions,
@@ -304,6 +367,7 @@ async fn slot(
     processed: Arc<AtomicU64>,
     claimed: Arc<AtomicU64>,
 ) -> Result<(), QueueError> {
+    let mut backoff = Backoff::default();
     while !stop.is_stopped() {
         if let Some(max) = opts.max_jobs
             && claimed.fetch_add(1, Ordering::SeqCst) >= max
@@ -311,8 +375,19 @@ async fn slot(
             stop.stop(StopReason::MaxJobs);
             break;
         }
-        let job = rt.queue.reserve(&opts.queues, rt.clock.now()).await?;
-        let Some(job) = job else {
+        let reserved = rt.queue.reserve(&opts.queues, rt.clock.now()).await;
+        if let Err(e) = &reserved {
+            if opts.max_jobs.is_some() {
+                claimed.fetch_sub(1, Ordering::SeqCst);
+            }
+            if !pause(&rt, &stop, &mut backoff, "reserve a job", e).await? {
+                break;
+            }
+            continue;
+        }
+        rt.outages.came_back(queue_dependency(&rt));
+        backoff.reset();
+        let Some(job) = reserved? else {
             if opts.max_jobs.is_some() {
                 claimed.fetch_sub(1, Ordering::SeqCst);
             }
@@ -323,7 +398,15 @@ async fn slot(
                 break;
             }
             let waited = tokio::select! {
-                r = rt.queue.wait_for_work(&opts.queues, opts.sleep) => r?,
+                r = rt.queue.wait_for_work(&opts.queues, opts.sleep) => match r {
+                    Ok(w) => w,
+                    Err(e) => {
+                        if !pause(&rt, &stop, &mut backoff, "wait for work", &e).await? {
+                            break;
+                        }
+                        continue;
+                    }
+                },
                 _ = stop.stopped() => break,
             };
             if !waited {
@@ -340,10 +423,22 @@ async fn slot(
         tracing::debug!(uuid = %uuid, attempt = job.attempts, started_at_us = rt.clock.now().timestamp_micros(), "job started");
         let span =
             tracing::info_span!("job", queue = %job.queue, uuid = %uuid, attempt = job.attempts);
-        let outcome = rt
+        let outcome = match rt
             .process(job, &opts.defaults)
             .instrument(span.clone())
-            .await?;
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                // Settling gave up (the dependency stayed away past QUEUE_RETRY_AFTER) or a
+                // step before the handler failed: the job stays reserved and is redelivered.
+                tracing::warn!(parent: &span, error = %e, "job not settled: it will be redelivered after QUEUE_RETRY_AFTER");
+                if !pause(&rt, &stop, &mut backoff, "settle a job", &e).await? {
+                    break;
+                }
+                continue;
+            }
+        };
         let _guard = span.enter();
         match &outcome {
             Outcome::Failed(_) => {}

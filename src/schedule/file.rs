@@ -411,7 +411,7 @@ impl Validator<'_> {
         if self.diagnostics.len() != errors_before {
             return None;
         }
-        Some(Entry {
+        let entry = Entry {
             name: name?,
             task: task?,
             cron: cron?,
@@ -429,7 +429,26 @@ impl Validator<'_> {
             jitter: jitter?,
             dst_skipped: dst_skipped?,
             dst_repeated: dst_repeated?,
-        })
+        };
+        if let (Some(jitter), Some(f)) = (entry.jitter, fields.get("jitter"))
+            && let Some(period) = super::shortest_period(&entry)
+            && jitter >= period
+        {
+            self.error(
+                f.at,
+                format!(
+                    "`jitter` ({}) must be shorter than the entry's period ({}): a run delayed that long would fall after the next occurrence",
+                    crate::duration::Human(jitter),
+                    crate::duration::Human(period)
+                ),
+                Some(format!(
+                    "lower `jitter` below {}",
+                    crate::duration::Human(period)
+                )),
+            );
+            return None;
+        }
+        Some(entry)
     }
 
     fn string(&mut self, f: &Field, key: &str) -> Option<String> {
@@ -492,7 +511,10 @@ impl Validator<'_> {
         };
         let parsed = match f.value {
             Value::String(s) => crate::duration::parse(s.value()).map_err(|e| e.to_string()),
-            Value::Integer(n) if *n.value() >= 0 => Ok(Duration::from_secs(*n.value() as u64)),
+            Value::Integer(n) if *n.value() >= 0 => {
+                crate::duration::bounded(Duration::from_secs(*n.value() as u64), &n.to_string())
+                    .map_err(|e| e.to_string())
+            }
             other => Err(format!(
                 "expected a duration like \"30s\", \"15m\", \"1h\" or \"2d\", got: {}",
                 shown(other)

@@ -146,3 +146,19 @@ pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
     }
     hash
 }
+
+/// The shortest time between two consecutive occurrences of `entry` over a year of its
+/// schedule (at most 2,000 occurrences looked at), or `None` when it is due at most once.
+/// A `jitter` must stay below it, or a jittered run would land after the next occurrence.
+pub fn shortest_period(entry: &Entry) -> Option<std::time::Duration> {
+    let from = chrono::DateTime::<chrono::Utc>::from_timestamp(1_767_225_600, 0)?; // 2026-01-01
+    let to = from + chrono::TimeDelta::days(400);
+    let dues: Vec<_> = occurrences(entry, from, to)
+        .take(2_000)
+        .map(|o| o.due)
+        .collect();
+    dues.windows(2)
+        .map(|w| w[1] - w[0])
+        .min()
+        .and_then(|d| d.to_std().ok())
+}

@@ -12,16 +12,19 @@
 //! entry within one lease period; `buffer-one` adds a second lease, the one waiting seat, so
 //! at most one run waits for the running one and starts when it ends.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::planner::merged;
 use super::{Entry, Mode, Overlap, Schedule};
+use crate::clock::{MAX_CLOCK_SKEW, Stopwatch};
+use crate::outage::{Backoff, Classify, Dependency, ErrorKind};
 use crate::queue::worker::StopHandle;
 use crate::queue::{NewJob, Runtime};
 use crate::store::schedule_leases::{self, Acquired};
@@ -31,8 +34,9 @@ use crate::store::schedule_runs::{self, Claim, Outcome};
 const HORIZON: TimeDelta = TimeDelta::days(400);
 
 /// Runs `task` once with `args`: inline through its handler, bounded by `timeout` on the
-/// runtime's clock, or enqueued on `queue` in queue mode. The same path serves the scheduler
-/// and `run-task`.
+/// runtime's clock, or enqueued on `queue` in queue mode, retrying the enqueue while Redis is
+/// away until `give_up()` says stop (the scheduler waits; `run-task` tries once). The same
+/// path serves the scheduler and `run-task`.
 pub async fn execute(
     rt: &Runtime,
     task: &str,
@@ -40,10 +44,17 @@ pub async fn execute(
     mode: Mode,
     queue: &str,
     timeout: Option<Duration>,
+    give_up: &(dyn Fn() -> bool + Sync),
 ) -> (Outcome, Option<String>) {
     if mode == Mode::Queue {
         let job = NewJob::new(task, Value::Object(args.clone())).on(queue);
-        return match rt.dispatch(job).await {
+        let enqueued = rt
+            .outages
+            .retry("enqueue a scheduled job", give_up, || {
+                rt.dispatch(job.clone())
+            })
+            .await;
+        return match enqueued {
             Ok(_) => (Outcome::Succeeded, None),
             Err(e) => (Outcome::Failed, Some(format!("cannot enqueue {task}: {e}"))),
         };
@@ -106,10 +117,79 @@ pub async fn run(
     run_reloadable(schedules, rt, stop, progress, DEFAULT_LEASE, from).await
 }
 
+/// Occurrences this process could not claim because the database was away, per entry. When
+/// the database answers again they are claimed or recorded `missed` under the entry's
+/// catch-up policy, exactly as after a restart: none is lost without a row.
+#[derive(Default)]
+struct Backlog {
+    by_entry: Mutex<BTreeMap<String, Unclaimed>>,
+    added: Notify,
+}
+
+impl Backlog {
+    fn push(&self, entry: &Entry, due: DateTime<Utc>) {
+        self.put(entry, vec![due]);
+    }
+
+    fn put(&self, entry: &Entry, dues: Vec<DateTime<Utc>>) {
+        let mut map = self.by_entry.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(entry.name.clone())
+            .or_insert_with(|| (entry.clone(), Vec::new()))
+            .1
+            .extend(dues);
+        self.added.notify_one();
+    }
+
+    fn take(&self) -> Vec<Unclaimed> {
+        let mut map = self.by_entry.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *map).into_values().collect()
+    }
+}
+
+/// One entry's occurrences that wait in the backlog.
+type Unclaimed = (Entry, Vec<DateTime<Utc>>);
+
+/// What every run this process fires shares: who it is, how long its leases last, its stop,
+/// the backlog of unclaimed occurrences and the runs it holds a lease for.
+#[derive(Clone)]
+struct Firing {
+    runner: String,
+    lease: Duration,
+    stop: StopHandle,
+    backlog: Arc<Backlog>,
+    /// Runs of this process that hold (or wait for) a lease: never reaped as abandoned by
+    /// this process, even when an outage let their lease run out.
+    live: Arc<Mutex<HashSet<i64>>>,
+}
+
+impl Firing {
+    fn live(&self) -> Vec<i64> {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    fn set_live(&self, id: i64, alive: bool) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if alive {
+            live.insert(id);
+        } else {
+            live.remove(&id);
+        }
+    }
+}
+
 /// Runs the scheduler until `stop`, switching to each schedule sent on `schedules` (SIGHUP
 /// reload). A switch re-plans from where the loop stands; an occurrence already claimed is
 /// not fired again, since its claim exists. Occurrences from `from` on are fired: a process
 /// passes the instant it started, so one falling due while it connects is not lost.
+///
+/// The database going away stops nothing: occurrences that cannot be claimed wait in a
+/// backlog, outcome and lease writes are retried until they land, and the heartbeat and the
+/// reaper of abandoned runs carry on.
 pub async fn run_reloadable(
     mut schedules: watch::Receiver<Arc<Schedule>>,
     rt: Runtime,
@@ -121,17 +201,42 @@ pub async fn run_reloadable(
     let progress = Arc::new(progress);
     let schedule = schedules.borrow_and_update().clone();
     let mut reloadable = true;
-    let runner = runner_name();
     let firing = Firing {
-        runner: runner.clone(),
+        runner: runner_name(),
         lease,
         stop: stop.clone(),
+        backlog: Arc::new(Backlog::default()),
+        live: Arc::new(Mutex::new(HashSet::new())),
     };
     let mut runs = JoinSet::new();
     let mut cursor = from.min(rt.clock.now());
     tracing::info!(entries = schedule.enabled().count(), hash = %schedule.hash, "scheduler started");
     let heartbeat = tokio::spawn(heartbeat(rt.clone(), schedules.clone(), stop.clone()));
-    catch_up(&schedule, &rt, &firing, &mut runs, &progress, cursor).await?;
+    let recovery = tokio::spawn(recover_backlog(
+        rt.clone(),
+        firing.clone(),
+        progress.clone(),
+    ));
+    let reaper = tokio::spawn(reap_abandoned(
+        rt.clone(),
+        schedules.clone(),
+        firing.clone(),
+        progress.clone(),
+    ));
+    // Catch up on what was missed while no scheduler ran; if the database is away, wait for it.
+    let caught_up = rt
+        .outages
+        .retry(
+            "catch up after downtime",
+            || stop.is_stopped(),
+            || catch_up(&schedule, &rt, &firing, &progress, cursor),
+        )
+        .await;
+    if let Err(e) = caught_up
+        && !stop.is_stopped()
+    {
+        tracing::error!(error = %e, "cannot catch up on missed occurrences; they stay unrecorded until the next start");
+    }
     'outer: while !stop.is_stopped() {
         // One plan per schedule version: the planner's iterators are kept across occurrences
         // (building them costs a day of every-minute occurrences) and rebuilt on a reload, or
@@ -145,40 +250,60 @@ pub async fn run_reloadable(
                 if fired_any {
                     continue 'outer;
                 }
-                tracing::warn!("no enabled entry is ever due; waiting for a stop");
-                stop.stopped().await;
-                break 'outer;
+                tracing::warn!(
+                    "no enabled entry is ever due; waiting for a reload (SIGHUP) or a stop"
+                );
+                tokio::select! {
+                    _ = stop.stopped() => break 'outer,
+                    changed = schedules.changed(), if reloadable => match changed {
+                        Ok(()) => {
+                            tracing::info!("schedule reloaded: planning again");
+                            continue 'outer;
+                        }
+                        Err(_) => {
+                            stop.stopped().await;
+                            break 'outer;
+                        }
+                    },
+                }
             };
             fired_any = true;
-            // Every entry due at this instant, fired in order of their (jittered) start.
+            // Every entry due at this instant; each waits for its own (jittered) fire instant
+            // in a run of its own, so one entry's jitter never holds another entry.
             let mut batch: Vec<(&Entry, DateTime<Utc>)> =
                 vec![(entries[first_i], first.fire_at(entries[first_i]))];
             while let Some((i, o)) = upcoming.next_if(|(_, o)| o.due == first.due) {
                 batch.push((entries[i], o.fire_at(entries[i])));
             }
-            batch.sort_by_key(|(_, fire)| *fire);
             if let Some(p) = progress.as_ref() {
                 p.send_modify(|p| p.next_due = first.due);
             }
-            for (entry, fire_at) in batch {
-                loop {
-                    tokio::select! {
-                        _ = rt.clock.sleep_until(fire_at) => break,
-                        _ = stop.stopped() => break 'outer,
-                        changed = schedules.changed(), if reloadable => match changed {
-                            Ok(()) => {
-                                tracing::info!("schedule reloaded: planning again");
-                                continue 'outer;
-                            }
-                            // Nobody can send a new schedule any more: just wait.
-                            Err(_) => reloadable = false,
-                        },
-                    }
+            loop {
+                tokio::select! {
+                    _ = rt.clock.sleep_until(first.due) => break,
+                    _ = stop.stopped() => break 'outer,
+                    changed = schedules.changed(), if reloadable => match changed {
+                        Ok(()) => {
+                            tracing::info!("schedule reloaded: planning again");
+                            continue 'outer;
+                        }
+                        // Nobody can send a new schedule any more: just wait.
+                        Err(_) => reloadable = false,
+                    },
                 }
+            }
+            for (entry, fire_at) in batch {
                 let (rt, entry, due, firing) =
                     (rt.clone(), entry.clone(), first.due, firing.clone());
                 spawn_counted(&mut runs, &progress, async move {
-                    fire(rt, entry, due, firing).await;
+                    if fire_at > due {
+                        tokio::select! {
+                            _ = rt.clock.sleep_until(fire_at) => {}
+                            // Not claimed: the next start catches it up like any missed one.
+                            _ = firing.stop.stopped() => return,
+                        }
+                    }
+                    fire(rt, entry, due, 1, firing).await;
                 });
             }
             cursor = first.due + TimeDelta::milliseconds(1);
@@ -196,20 +321,40 @@ pub async fn run_reloadable(
     );
     while runs.join_next().await.is_some() {}
     stop.stop(crate::queue::worker::StopReason::Signal);
-    if let Ok(Err(e)) = heartbeat.await {
-        tracing::warn!(error = %e, "cannot record the scheduler's stop");
-    }
+    let _ = recovery.await;
+    let _ = reaper.await;
+    let _ = heartbeat.await;
     Ok(())
+}
+
+/// How long a stopping scheduler keeps trying to write a run's state while the database is
+/// away before leaving it (the row is then reaped as abandoned by the next scheduler).
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Writes run state (`what`) until it lands, backing off while the database is away; after a
+/// stop, gives up after [`STOP_GRACE`]. `None` when it could not be written (logged).
+async fn persist<T, F, Fut>(rt: &Runtime, stop: &StopHandle, what: &str, op: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::store::Result<T>>,
+{
+    let stopped_since = OnceLock::new();
+    let give_up =
+        || stop.is_stopped() && stopped_since.get_or_init(Stopwatch::start).elapsed() >= STOP_GRACE;
+    match rt.outages.retry(what, give_up, op).await {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot {what}");
+            None
+        }
+    }
 }
 
 /// Registers this process in `schedulers` and refreshes it every few seconds (real time,
 /// recording the clock's instants) until stopped; warns when a live scheduler runs another
-/// schedule, since the two would disagree on what is due.
-async fn heartbeat(
-    rt: Runtime,
-    schedules: watch::Receiver<Arc<Schedule>>,
-    stop: StopHandle,
-) -> Result<(), crate::store::StoreError> {
+/// schedule, since the two would disagree on what is due. Errors never end it: while the
+/// database is away it keeps trying, and its status says what it waits for.
+async fn heartbeat(rt: Runtime, schedules: watch::Receiver<Arc<Schedule>>, stop: StopHandle) {
     use crate::store::heartbeats::{self, SchedulerBeat};
     let started = rt.clock.now();
     let mut row = SchedulerBeat {
@@ -222,6 +367,7 @@ async fn heartbeat(
         status: "running".into(),
     };
     let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut n: u64 = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -229,8 +375,20 @@ async fn heartbeat(
         }
         row.last_seen_at = rt.clock.now();
         row.schedule_hash = schedules.borrow().hash.clone();
-        heartbeats::beat_scheduler(&rt.db, &row).await?;
-        for other in heartbeats::alive_schedulers(&rt.db, row.last_seen_at).await? {
+        row.status = rt.outages.waiting().unwrap_or_else(|| "running".into());
+        let beat = heartbeats::beat_scheduler(&rt.db, &row).await;
+        if rt
+            .outages
+            .observe(Dependency::Database, "write the scheduler heartbeat", &beat)
+        {
+            continue;
+        }
+        if n.is_multiple_of(60) {
+            crate::store::skew::check(&rt.db, n == 0).await;
+        }
+        n += 1;
+        let others = heartbeats::alive_schedulers(&rt.db, row.last_seen_at).await;
+        for other in others.unwrap_or_default() {
             if other.schedule_hash != row.schedule_hash {
                 tracing::warn!(
                     other = %format!("{}:{}", other.host, other.pid),
@@ -243,7 +401,9 @@ async fn heartbeat(
     }
     row.status = "stopped".into();
     row.last_seen_at = rt.clock.now();
-    heartbeats::beat_scheduler(&rt.db, &row).await
+    if let Err(e) = heartbeats::beat_scheduler(&rt.db, &row).await {
+        tracing::warn!(error = %e, "cannot record the scheduler's stop; its heartbeat ages out");
+    }
 }
 
 /// Spawns a run, counted in [`Progress::in_flight`] until it ends.
@@ -252,16 +412,35 @@ fn spawn_counted(
     progress: &Arc<Option<watch::Sender<Progress>>>,
     run: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    let progress = progress.clone();
     if let Some(p) = progress.as_ref() {
         p.send_modify(|p| p.in_flight += 1);
     }
+    runs.spawn(counted(progress, run));
+}
+
+/// `run`, counted in [`Progress::in_flight`] (already counted in) until it ends.
+async fn counted(
+    progress: Arc<Option<watch::Sender<Progress>>>,
+    run: impl std::future::Future<Output = ()>,
+) {
+    run.await;
+    if let Some(p) = progress.as_ref() {
+        p.send_modify(|p| p.in_flight -= 1);
+    }
+}
+
+/// Spawns a run outside the loop's set (catch-up, backlog and reaper runs), counted in
+/// [`Progress::in_flight`]; the stop lets it finish like any other run in hand.
+fn spawn_detached(
+    progress: &Arc<Option<watch::Sender<Progress>>>,
+    run: impl std::future::Future<Output = ()> + Send + 'static,
+) {
     let progress = progress.clone();
-    runs.spawn(async move {
-        run.await;
-        if let Some(p) = progress.as_ref() {
-            p.send_modify(|p| p.in_flight -= 1);
-        }
-    });
+    if let Some(p) = progress.as_ref() {
+        p.send_modify(|p| p.in_flight += 1);
+    }
+    tokio::spawn(counted(progress, run));
 }
 
 /// The most missed occurrences of one entry considered after downtime; older ones are not
@@ -274,11 +453,9 @@ async fn catch_up(
     schedule: &Schedule,
     rt: &Runtime,
     firing: &Firing,
-    runs: &mut JoinSet<()>,
     progress: &Arc<Option<watch::Sender<Progress>>>,
     now: DateTime<Utc>,
 ) -> Result<(), crate::store::StoreError> {
-    let runner = firing.runner.as_str();
     for entry in schedule.enabled() {
         let Some(last) = schedule_runs::last_due(&rt.db, &entry.name).await? else {
             continue;
@@ -290,30 +467,160 @@ async fn catch_up(
         if missed.len() > CATCH_UP_SCAN_LIMIT {
             missed.drain(..missed.len() - CATCH_UP_SCAN_LIMIT);
         }
-        if missed.is_empty() {
+        settle_missed(rt, firing, progress, entry, missed, now).await?;
+    }
+    Ok(())
+}
+
+/// Applies `entry`'s catch-up policy to occurrences that were not claimed when due (`missed`,
+/// ascending): the ones it drops are recorded `missed`, the ones it keeps run in order, one
+/// after the other. Shared by the start-up catch-up, the outage backlog and the reaper.
+async fn settle_missed(
+    rt: &Runtime,
+    firing: &Firing,
+    progress: &Arc<Option<watch::Sender<Progress>>>,
+    entry: &Entry,
+    missed: Vec<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), crate::store::StoreError> {
+    if missed.is_empty() {
+        return Ok(());
+    }
+    let plan = super::catch_up::plan(entry, &missed, now);
+    tracing::info!(entry = %entry.name, missed = plan.missed.len(), running = plan.run.len(), policy = ?entry.catch_up, "catching up");
+    for due in &plan.missed {
+        let claim = Claim {
+            entry: &entry.name,
+            task: &entry.task,
+            due: *due,
+            manual: false,
+            runner: &firing.runner,
+        };
+        schedule_runs::record_missed(&rt.db, &claim, now).await?;
+    }
+    if !plan.run.is_empty() {
+        let (rt, entry, firing) = (rt.clone(), entry.clone(), firing.clone());
+        spawn_detached(progress, async move {
+            for due in plan.run {
+                fire(rt.clone(), entry.clone(), due, 1, firing.clone()).await;
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Waits for occurrences to land in the backlog (claims that failed while the database was
+/// away), then, once the database answers, settles them per each entry's catch-up policy.
+async fn recover_backlog(
+    rt: Runtime,
+    firing: Firing,
+    progress: Arc<Option<watch::Sender<Progress>>>,
+) {
+    let stop = firing.stop.clone();
+    loop {
+        tokio::select! {
+            _ = firing.backlog.added.notified() => {}
+            _ = stop.stopped() => return,
+        }
+        let mut backoff = Backoff::default();
+        loop {
+            let ping = rt.db.ping().await;
+            if !rt
+                .outages
+                .observe(Dependency::Database, "claim due occurrences", &ping)
+                && ping.is_ok()
+            {
+                let now = rt.clock.now();
+                let mut failed = false;
+                for (entry, mut dues) in firing.backlog.take() {
+                    dues.sort();
+                    dues.dedup();
+                    if failed {
+                        firing.backlog.put(&entry, dues);
+                        continue;
+                    }
+                    if let Err(e) =
+                        settle_missed(&rt, &firing, &progress, &entry, dues.clone(), now).await
+                    {
+                        rt.outages
+                            .went_away(Dependency::Database, "record missed occurrences", &e);
+                        // Recording missed rows is idempotent: settle them all again later.
+                        firing.backlog.put(&entry, dues);
+                        failed = true;
+                    }
+                }
+                if !failed {
+                    break;
+                }
+            }
+            tokio::select! {
+                _ = backoff.wait() => {}
+                _ = stop.stopped() => return,
+            }
+        }
+    }
+}
+
+/// Finds runs whose lease ran out (their process is gone) at start and every third of a lease
+/// period, records them failed ("abandoned") and hands their occurrence to the entry's
+/// catch-up policy (a re-run is attempt 2 of the same occurrence), instead of leaving it
+/// `running` until the next occurrence takes the lease.
+async fn reap_abandoned(
+    rt: Runtime,
+    schedules: watch::Receiver<Arc<Schedule>>,
+    firing: Firing,
+    progress: Arc<Option<watch::Sender<Progress>>>,
+) {
+    let stop = firing.stop.clone();
+    loop {
+        if stop.is_stopped() {
+            return;
+        }
+        let schedule = schedules.borrow().clone();
+        let reaped = reap_once(&rt, &schedule, &firing, &progress).await;
+        rt.outages
+            .observe(Dependency::Database, "reap abandoned runs", &reaped);
+        let period = to_delta(firing.lease) / 3;
+        tokio::select! {
+            _ = rt.clock.sleep_until(rt.clock.now() + period) => {}
+            _ = stop.stopped() => return,
+        }
+    }
+}
+
+async fn reap_once(
+    rt: &Runtime,
+    schedule: &Schedule,
+    firing: &Firing,
+    progress: &Arc<Option<watch::Sender<Progress>>>,
+) -> Result<(), crate::store::StoreError> {
+    let now = rt.clock.now();
+    let cutoff = now - MAX_CLOCK_SKEW;
+    let live = firing.live();
+    for lease in schedule_leases::expired(&rt.db, cutoff).await? {
+        if live.contains(&lease.run_id)
+            || !schedule_leases::take_expired(&rt.db, &lease.entry, lease.run_id, cutoff).await?
+        {
             continue;
         }
-        let plan = super::catch_up::plan(entry, &missed, now);
-        tracing::info!(entry = %entry.name, missed = plan.missed.len(), running = plan.run.len(), policy = ?entry.catch_up, "catching up");
-        for due in &plan.missed {
-            let claim = Claim {
-                entry: &entry.name,
-                task: &entry.task,
-                due: *due,
-                manual: false,
-                runner,
-            };
-            schedule_runs::record_missed(&rt.db, &claim, now).await?;
+        let Some((name, due, attempt)) =
+            schedule_runs::abandon(&rt.db, lease.run_id, ABANDONED, now).await?
+        else {
+            continue;
+        };
+        tracing::warn!(entry = %name, run = lease.run_id, due = %crate::rfc3339::utc(due), "abandoned: the process running it stopped renewing its lease; recorded as failed");
+        let Some(entry) = schedule.enabled().find(|e| e.name == name) else {
+            continue;
+        };
+        let plan = super::catch_up::plan(entry, &[due], now);
+        if plan.run.is_empty() {
+            continue;
         }
-        if !plan.run.is_empty() {
-            // In order, one after the other, as catch_up = "all" promises.
-            let (rt, entry, firing) = (rt.clone(), entry.clone(), firing.clone());
-            spawn_counted(runs, progress, async move {
-                for due in plan.run {
-                    fire(rt.clone(), entry.clone(), due, firing.clone()).await;
-                }
-            });
-        }
+        tracing::info!(entry = %name, due = %crate::rfc3339::utc(due), attempt = attempt + 1, policy = ?entry.catch_up, "running the abandoned occurrence again");
+        let (rt, entry, firing) = (rt.clone(), entry.clone(), firing.clone());
+        spawn_detached(progress, async move {
+            fire(rt, entry, due, attempt + 1, firing).await;
+        });
     }
     Ok(())
 }
@@ -328,7 +635,6 @@ fn to_delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
 
-/// Claims one occurrence and, if this process won it, runs it and records the outcome.
 /// How often a buffered run checks whether the running one has finished (on the clock).
 const BUFFER_POLL: TimeDelta = TimeDelta::seconds(1);
 
@@ -337,18 +643,17 @@ const BUFFER_POLL: TimeDelta = TimeDelta::seconds(1);
 /// waits there until the running one ends, then holds the running-lock itself: true. When the
 /// slot is taken, a run is already waiting: false, and this one is skipped. A stop gives up
 /// the seat (false): a stopping scheduler finishes runs in hand, it starts no new one.
-async fn wait_in_buffer(
-    rt: &Runtime,
-    entry: &str,
-    id: i64,
-    lease: Duration,
-    stop: &StopHandle,
-) -> bool {
+async fn wait_in_buffer(rt: &Runtime, entry: &str, id: i64, firing: &Firing) -> bool {
+    let (lease, stop) = (firing.lease, &firing.stop);
     let slot = format!("{entry}#buffered");
-    let now = rt.clock.now();
-    match schedule_leases::acquire(&rt.db, &slot, id, now, now + to_delta(lease)).await {
-        Ok(Acquired::Free) | Ok(Acquired::TookOver(_)) => {}
-        Ok(Acquired::Held) | Err(_) => return false,
+    let seat = persist(rt, stop, "take the waiting seat", || {
+        let now = rt.clock.now();
+        schedule_leases::acquire(&rt.db, &slot, id, now, now + to_delta(lease), &[])
+    })
+    .await;
+    match seat {
+        Some(Acquired::Free) | Some(Acquired::TookOver(_)) => {}
+        Some(Acquired::Held) | None => return false,
     }
     tracing::info!(
         entry,
@@ -361,91 +666,127 @@ async fn wait_in_buffer(
             _ = stop.stopped() => {}
         }
         if stop.is_stopped() {
-            let _ = schedule_leases::release(&rt.db, &slot, id).await;
+            persist(rt, stop, "give up the waiting seat", || {
+                schedule_leases::release(&rt.db, &slot, id)
+            })
+            .await;
             return false;
         }
         let now = rt.clock.now();
-        let _ = schedule_leases::renew(&rt.db, &slot, id, now + to_delta(lease)).await;
-        match schedule_leases::acquire(&rt.db, entry, id, now, now + to_delta(lease)).await {
+        let renewed = schedule_leases::renew(&rt.db, &slot, id, now + to_delta(lease)).await;
+        rt.outages
+            .observe(Dependency::Database, "renew the waiting seat", &renewed);
+        let live = firing.live();
+        let taken =
+            schedule_leases::acquire(&rt.db, entry, id, now, now + to_delta(lease), &live).await;
+        match taken {
             Ok(Acquired::Held) => continue,
             Ok(Acquired::TookOver(dead)) => {
-                let _ = schedule_runs::finish(&rt.db, dead, Outcome::Failed, Some(ABANDONED), now)
-                    .await;
+                persist(rt, stop, "record an abandoned run", || {
+                    schedule_runs::abandon(&rt.db, dead, ABANDONED, now)
+                })
+                .await;
             }
             Ok(Acquired::Free) => {}
             Err(e) => {
-                tracing::warn!(entry, error = %e, "cannot take the running-lock; waiting");
+                rt.outages
+                    .went_away(Dependency::Database, "take the running-lock", &e);
                 continue;
             }
         }
-        let _ = schedule_leases::release(&rt.db, &slot, id).await;
-        let _ = schedule_runs::mark_started(&rt.db, id, now).await;
+        persist(rt, stop, "give up the waiting seat", || {
+            schedule_leases::release(&rt.db, &slot, id)
+        })
+        .await;
+        persist(rt, stop, "record a buffered run's start", || {
+            schedule_runs::mark_started(&rt.db, id, now)
+        })
+        .await;
         return true;
     }
 }
 
-/// What every run this process fires shares: who it is, how long its leases last, its stop.
-#[derive(Clone)]
-struct Firing {
-    runner: String,
-    lease: Duration,
-    stop: StopHandle,
-}
-
-async fn fire(rt: Runtime, entry: Entry, due: DateTime<Utc>, firing: Firing) {
-    let Firing {
-        runner,
-        lease,
-        stop,
-    } = firing;
+/// Claims one occurrence (run number `attempt` of it) and, if this process won it, runs it
+/// and records the outcome. While the database is away the occurrence goes to the backlog.
+async fn fire(rt: Runtime, entry: Entry, due: DateTime<Utc>, attempt: i64, firing: Firing) {
     let claim = Claim {
         entry: &entry.name,
         task: &entry.task,
         due,
         manual: false,
-        runner: &runner,
+        runner: &firing.runner,
     };
-    let id = match schedule_runs::claim(&rt.db, &claim, rt.clock.now()).await {
-        Ok(Some(id)) => id,
+    if attempt == 1 && rt.outages.is_down(Dependency::Database) {
+        firing.backlog.push(&entry, due);
+        return;
+    }
+    let claimed = schedule_runs::claim_attempt(&rt.db, &claim, attempt, rt.clock.now()).await;
+    let id = match claimed {
+        Ok(Some(id)) => {
+            rt.outages.came_back(Dependency::Database);
+            id
+        }
         Ok(None) => return,
         Err(e) => {
-            tracing::error!(entry = %entry.name, due = %due, error = %e, "cannot claim occurrence");
+            match e.kind() {
+                ErrorKind::Unavailable(dep) if attempt == 1 => {
+                    rt.outages.went_away(dep, "claim an occurrence", &e);
+                    firing.backlog.push(&entry, due);
+                }
+                _ => {
+                    tracing::error!(entry = %entry.name, due = %due, error = %e, "cannot claim occurrence; it is not run")
+                }
+            }
             return;
         }
     };
+    run_claimed(&rt, &entry, due, id, &firing).await;
+    firing.set_live(id, false);
+}
+
+async fn run_claimed(rt: &Runtime, entry: &Entry, due: DateTime<Utc>, id: i64, firing: &Firing) {
+    let (lease, stop) = (firing.lease, &firing.stop);
     let leased = entry.overlap != Overlap::Allow;
+    let finish = |outcome: Outcome, error: Option<String>| async move {
+        persist(rt, stop, "record a run's outcome", || {
+            schedule_runs::finish(&rt.db, id, outcome, error.as_deref(), rt.clock.now())
+        })
+        .await;
+    };
     if leased {
-        let now = rt.clock.now();
-        match schedule_leases::acquire(&rt.db, &entry.name, id, now, now + to_delta(lease)).await {
-            Ok(Acquired::Free) => {}
-            Ok(Acquired::TookOver(dead)) => {
+        firing.set_live(id, true);
+        let live = firing.live();
+        let acquired = persist(rt, stop, "take the running-lock", || {
+            let now = rt.clock.now();
+            schedule_leases::acquire(&rt.db, &entry.name, id, now, now + to_delta(lease), &live)
+        })
+        .await;
+        match acquired {
+            Some(Acquired::Free) => {}
+            Some(Acquired::TookOver(dead)) => {
                 tracing::warn!(entry = %entry.name, abandoned_run = dead, "took over an expired lease: its run is recorded as failed");
-                let _ = schedule_runs::finish(&rt.db, dead, Outcome::Failed, Some(ABANDONED), now)
-                    .await;
+                persist(rt, stop, "record an abandoned run", || {
+                    schedule_runs::abandon(&rt.db, dead, ABANDONED, rt.clock.now())
+                })
+                .await;
             }
-            Ok(Acquired::Held) => {
+            Some(Acquired::Held) => {
                 let buffered = entry.overlap == Overlap::BufferOne
-                    && wait_in_buffer(&rt, &entry.name, id, lease, &stop).await;
+                    && wait_in_buffer(rt, &entry.name, id, firing).await;
                 if !buffered {
-                    let _ = schedule_runs::finish(
-                        &rt.db,
-                        id,
+                    finish(
                         Outcome::SkippedOverlap,
-                        Some("the previous run was still going"),
-                        rt.clock.now(),
+                        Some("the previous run was still going".into()),
                     )
                     .await;
                     tracing::info!(entry = %entry.name, due = %due, outcome = "skipped_overlap", "skipped");
                     return;
                 }
             }
-            Err(e) => {
-                let _ = schedule_runs::finish(
-                    &rt.db,
-                    id,
+            None => {
+                finish(
                     Outcome::Failed,
-                    Some(&format!("cannot take the running-lock: {e}")),
-                    now,
+                    Some("cannot take the running-lock: the database is unavailable".into()),
                 )
                 .await;
                 return;
@@ -454,13 +795,15 @@ async fn fire(rt: Runtime, entry: Entry, due: DateTime<Utc>, firing: Firing) {
     }
     tracing::info!(entry = %entry.name, due = %due, "run started");
     let started = rt.clock.now();
+    let give_up = || stop.is_stopped();
     let work = execute(
-        &rt,
+        rt,
         &entry.task,
         &entry.args,
         entry.mode,
         &entry.queue,
         entry.timeout,
+        &give_up,
     );
     let (outcome, error) = if leased {
         // Renew the lease at a third of its length while the run is alive.
@@ -470,9 +813,9 @@ async fn fire(rt: Runtime, entry: Entry, due: DateTime<Utc>, firing: Firing) {
                     .sleep_until(rt.clock.now() + to_delta(lease) / 3)
                     .await;
                 let until = rt.clock.now() + to_delta(lease);
-                if let Err(e) = schedule_leases::renew(&rt.db, &entry.name, id, until).await {
-                    tracing::warn!(entry = %entry.name, error = %e, "cannot renew the running-lock");
-                }
+                let renewed = schedule_leases::renew(&rt.db, &entry.name, id, until).await;
+                rt.outages
+                    .observe(Dependency::Database, "renew the running-lock", &renewed);
             }
         };
         tokio::select! {
@@ -482,13 +825,13 @@ async fn fire(rt: Runtime, entry: Entry, due: DateTime<Utc>, firing: Firing) {
     } else {
         work.await
     };
-    if leased && let Err(e) = schedule_leases::release(&rt.db, &entry.name, id).await {
-        tracing::warn!(entry = %entry.name, error = %e, "cannot release the running-lock; it expires by itself");
+    if leased {
+        persist(rt, stop, "release the running-lock", || {
+            schedule_leases::release(&rt.db, &entry.name, id)
+        })
+        .await;
     }
     let finished = rt.clock.now();
-    if let Err(e) = schedule_runs::finish(&rt.db, id, outcome, error.as_deref(), finished).await {
-        tracing::error!(entry = %entry.name, error = %e, "cannot record the outcome");
-    }
     let ms = (finished - started).num_milliseconds();
     match &error {
         Some(e) => {
@@ -498,4 +841,5 @@ async fn fire(rt: Runtime, entry: Entry, due: DateTime<Utc>, firing: Firing) {
             tracing::info!(entry = %entry.name, due = %due, outcome = outcome.as_str(), duration_ms = ms, "run ended")
         }
     }
+    finish(outcome, error).await;
 }

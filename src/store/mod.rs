@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod prune;
 pub mod schedule_leases;
 pub mod schedule_runs;
+pub mod skew;
 pub mod tenants;
 
 use std::borrow::Cow;
@@ -32,6 +33,10 @@ use sqlx::sqlite::{
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("migrations/mysql");
+
+/// How long taking a connection from the pool may wait before the database counts as away
+/// (the callers then back off and retry; see `outage.rs`).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which database a pool talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +166,7 @@ impl Db {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await?;
             Ok(Db::Postgres(pool))
@@ -169,6 +175,7 @@ impl Db {
                 MySqlConnectOptions::from_str(&url.replacen("mariadb://", "mysql://", 1))?;
             let pool = MySqlPoolOptions::new()
                 .max_connections(max_connections)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         use sqlx::Executor;
@@ -199,9 +206,9 @@ impl Db {
     /// Applies every migration not yet applied; returns how many ran.
     pub async fn migrate(&self) -> Result<usize> {
         let (migrator, applied_before) = match self {
-            Db::Sqlite(p) => (&SQLITE_MIGRATIONS, applied(p).await),
-            Db::Postgres(p) => (&POSTGRES_MIGRATIONS, applied(p).await),
-            Db::MySql(p) => (&MYSQL_MIGRATIONS, applied(p).await),
+            Db::Sqlite(p) => (&SQLITE_MIGRATIONS, applied(p).await?),
+            Db::Postgres(p) => (&POSTGRES_MIGRATIONS, applied(p).await?),
+            Db::MySql(p) => (&MYSQL_MIGRATIONS, applied(p).await?),
         };
         match self {
             Db::Sqlite(p) => migrator.run(p).await?,
@@ -214,9 +221,9 @@ impl Db {
     /// How many migrations are not yet applied.
     pub async fn pending_migrations(&self) -> Result<usize> {
         let (total, applied) = match self {
-            Db::Sqlite(p) => (SQLITE_MIGRATIONS.iter().count(), applied(p).await),
-            Db::Postgres(p) => (POSTGRES_MIGRATIONS.iter().count(), applied(p).await),
-            Db::MySql(p) => (MYSQL_MIGRATIONS.iter().count(), applied(p).await),
+            Db::Sqlite(p) => (SQLITE_MIGRATIONS.iter().count(), applied(p).await?),
+            Db::Postgres(p) => (POSTGRES_MIGRATIONS.iter().count(), applied(p).await?),
+            Db::MySql(p) => (MYSQL_MIGRATIONS.iter().count(), applied(p).await?),
         };
         Ok(total.saturating_sub(applied))
     }
@@ -235,25 +242,29 @@ impl Db {
         })
     }
 
+    /// One round trip that touches no table: is the database answering?
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await?.rows_affected());
+        Ok(())
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
         on_pool!(self, p => p.close().await)
     }
 }
 
-async fn applied<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> usize
+/// How many migrations the database records as applied. A connection error is an error, not
+/// "none applied" (which would send the user to run migrations on a server that is down).
+async fn applied<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> Result<usize>
 where
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     DB::Connection: sqlx::migrate::Migrate,
 {
     use sqlx::migrate::Migrate;
-    let Ok(mut conn) = pool.acquire().await else {
-        return 0;
-    };
-    match conn.list_applied_migrations().await {
-        Ok(list) => list.len(),
-        Err(_) => 0,
-    }
+    let mut conn = pool.acquire().await?;
+    conn.ensure_migrations_table().await?;
+    Ok(conn.list_applied_migrations().await?.len())
 }
 
 /// Runs `attempt` again when the database reports a deadlock, a serialization failure or a

@@ -107,7 +107,8 @@ pub async fn insert_tx(tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>) -> Resul
 }
 
 /// Claims up to `batch` unprocessed, available rows in id order for `owner`, counting an
-/// attempt on each. Rows claimed by another processor less than `reclaim_after` ago are left.
+/// attempt on each. Rows claimed by another processor less than `reclaim_after` plus the
+/// tolerated clock skew ago are left.
 pub async fn claim(
     db: &Db,
     batch: i64,
@@ -115,7 +116,7 @@ pub async fn claim(
     now: DateTime<Utc>,
     reclaim_after: TimeDelta,
 ) -> Result<Vec<Message>> {
-    let stale = (now - reclaim_after).timestamp();
+    let stale = (now - reclaim_after - crate::clock::MAX_CLOCK_SKEW).timestamp();
     let pick = "SELECT id FROM outbox_messages WHERE processed_at IS NULL AND available_at <= ? \
                 AND (claimed_at IS NULL OR claimed_at < ?) ORDER BY id LIMIT ?";
     let set = "UPDATE outbox_messages SET claimed_at = ?, claimed_by = ?, attempts = attempts + 1";

@@ -53,6 +53,8 @@ pub struct Run {
     pub task: String,
     /// The occurrence.
     pub due_at: DateTime<Utc>,
+    /// 1, or 2 and up for a re-run after an abandoned run of the same occurrence.
+    pub attempt: i64,
     /// True for `run-task`.
     pub manual: bool,
     /// `host:pid` of the process that claimed it.
@@ -89,6 +91,17 @@ pub struct Claim<'a> {
 /// Claims an occurrence, recording it as running from `now`. Returns the row id if this
 /// caller won, `None` if another process already holds it.
 pub async fn claim(db: &Db, c: &Claim<'_>, now: DateTime<Utc>) -> Result<Option<i64>> {
+    claim_attempt(db, c, 1, now).await
+}
+
+/// Claims run number `attempt` of an occurrence (2 and up re-run an occurrence whose run was
+/// abandoned), as [`claim`].
+pub async fn claim_attempt(
+    db: &Db,
+    c: &Claim<'_>,
+    attempt: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>> {
     let token = uuid::Uuid::new_v4().simple().to_string();
     let insert = match db.backend() {
         Backend::Sqlite => "INSERT OR IGNORE INTO",
@@ -96,30 +109,33 @@ pub async fn claim(db: &Db, c: &Claim<'_>, now: DateTime<Utc>) -> Result<Option<
         Backend::Postgres => "INSERT INTO",
     };
     let conflict = if db.backend() == Backend::Postgres {
-        " ON CONFLICT (entry, due_at) DO NOTHING"
+        " ON CONFLICT (entry, due_at, attempt) DO NOTHING"
     } else {
         ""
     };
     let q = db
         .sql(&format!(
-            "{insert} schedule_runs (entry, task, due_at, manual, runner, claim_token, started_at, finished_at, outcome, error) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 'running', NULL){conflict}"
+            "{insert} schedule_runs (entry, task, due_at, attempt, manual, runner, claim_token, started_at, finished_at, outcome, error) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 'running', NULL){conflict}"
         ))
         .into_owned();
-    let find = db.sql("SELECT id, claim_token FROM schedule_runs WHERE entry = ? AND due_at = ?");
+    let find = db.sql(
+        "SELECT id, claim_token FROM schedule_runs WHERE entry = ? AND due_at = ? AND attempt = ?",
+    );
     let due = c.due.timestamp_millis();
     let row: Option<(i64, String)> = on_pool!(db, p => {
         sqlx::query(&q)
             .bind(c.entry)
             .bind(c.task)
             .bind(due)
+            .bind(attempt)
             .bind(i64::from(c.manual))
             .bind(c.runner)
             .bind(&token)
             .bind(now.timestamp_millis())
             .execute(p)
             .await?;
-        match sqlx::query(&find).bind(c.entry).bind(due).fetch_optional(p).await? {
+        match sqlx::query(&find).bind(c.entry).bind(due).bind(attempt).fetch_optional(p).await? {
             Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
             None => None,
         }
@@ -152,6 +168,30 @@ pub async fn finish(
         .await?
         .rows_affected());
     Ok(())
+}
+
+/// Records run `id` as abandoned (failed, `error`) if it is still `running`; returns its
+/// entry, occurrence and attempt when this call did it (of several reapers, one does).
+pub async fn abandon(
+    db: &Db,
+    id: i64,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<(String, DateTime<Utc>, i64)>> {
+    let update = db.sql(
+        "UPDATE schedule_runs SET outcome = 'failed', error = ?, finished_at = ? WHERE id = ? AND outcome = 'running'",
+    );
+    let find = db.sql("SELECT entry, due_at, attempt FROM schedule_runs WHERE id = ?");
+    let row: Option<(String, i64, i64)> = on_pool!(db, p => {
+        let n = sqlx::query(&update).bind(error).bind(now.timestamp_millis()).bind(id).execute(p).await?.rows_affected();
+        if n == 1 {
+            let r = sqlx::query(&find).bind(id).fetch_one(p).await?;
+            Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+        } else {
+            None
+        }
+    });
+    Ok(row.and_then(|(e, due, attempt)| Some((e, ms(Some(due))?, attempt))))
 }
 
 /// The latest scheduled (not manual) occurrence recorded for `entry`, whatever its outcome.
@@ -215,7 +255,7 @@ pub async fn history(db: &Db, name: Option<&str>, limit: i64) -> Result<Vec<Run>
     };
     let q = db
         .sql(&format!(
-            "SELECT id, entry, task, due_at, manual, runner, started_at, finished_at, outcome, error \
+            "SELECT id, entry, task, due_at, manual, runner, started_at, finished_at, outcome, error, attempt \
              FROM schedule_runs {filter} ORDER BY due_at DESC, id DESC LIMIT ?"
         ))
         .into_owned();
@@ -237,6 +277,7 @@ pub async fn history(db: &Db, name: Option<&str>, limit: i64) -> Result<Vec<Run>
                 finished_at: ms(r.try_get(7)?),
                 outcome: r.try_get(8)?,
                 error: r.try_get(9)?,
+                attempt: r.try_get(10)?,
             });
         }
         out

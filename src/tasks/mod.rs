@@ -115,6 +115,8 @@ pub enum ArgKind {
     Date,
     /// `true` or `false`.
     Bool,
+    /// Any JSON value (event payloads carry lists).
+    Json,
 }
 
 impl ArgKind {
@@ -126,6 +128,7 @@ impl ArgKind {
             ArgKind::Text => "a string",
             ArgKind::Date => "a date like \"2026-11-27\"",
             ArgKind::Bool => "true or false",
+            ArgKind::Json => "any JSON value",
         }
     }
 
@@ -133,13 +136,16 @@ impl ArgKind {
     pub fn check(self, value: &Value) -> Result<(), String> {
         let ok = match (self, value) {
             (ArgKind::Duration, Value::String(s)) => crate::duration::parse(s).is_ok(),
-            (ArgKind::Duration, Value::Number(n)) => n.as_u64().is_some(),
+            (ArgKind::Duration, Value::Number(n)) => n
+                .as_u64()
+                .is_some_and(|v| v <= crate::duration::MAX.as_secs()),
             (ArgKind::Integer, Value::Number(n)) => n.as_u64().is_some(),
             (ArgKind::Text, Value::String(_)) => true,
             (ArgKind::Date, Value::String(s)) => {
                 chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
             }
             (ArgKind::Bool, Value::Bool(_)) => true,
+            (ArgKind::Json, _) => true,
             _ => false,
         };
         if ok {
@@ -172,10 +178,48 @@ pub struct TaskDef {
     pub summary: &'static str,
 }
 
+/// An argument that does not fit a task's definition: what is wrong and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ArgProblem {
+    /// What is wrong.
+    pub message: String,
+    /// What to do, if there is something to say.
+    pub hint: Option<String>,
+}
+
 impl TaskDef {
     /// The definition of argument `name`, if this task takes it.
     pub fn arg(&self, name: &str) -> Option<&ArgDef> {
         self.args.iter().find(|a| a.name == name)
+    }
+
+    /// Checks `args` against this definition: every key must be an argument it takes and every
+    /// value of that argument's type. `run-task` and `dispatch` check through here.
+    pub fn check_args(&self, args: &serde_json::Map<String, Value>) -> Result<(), ArgProblem> {
+        for (key, value) in args {
+            let Some(arg) = self.arg(key) else {
+                let hint = crate::suggest::did_you_mean(key, self.args.iter().map(|a| a.name))
+                    .map(|s| format!("did you mean \"{s}\"?"))
+                    .unwrap_or_else(|| {
+                        if self.args.is_empty() {
+                            format!("{} takes no arguments", self.name)
+                        } else {
+                            let names: Vec<&str> = self.args.iter().map(|a| a.name).collect();
+                            format!("{} takes: {}", self.name, names.join(", "))
+                        }
+                    });
+                return Err(ArgProblem {
+                    message: format!("unknown argument \"{key}\" for \"{}\"", self.name),
+                    hint: Some(hint),
+                });
+            };
+            arg.kind.check(value).map_err(|m| ArgProblem {
+                message: format!("bad argument `{key}` for \"{}\": {m}", self.name),
+                hint: None,
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -244,13 +288,28 @@ pub const CATALOG: &[TaskDef] = &[
     TaskDef {
         name: "SendAppointmentReminder",
         kind: Kind::Job,
-        args: &[arg("appointment_id", ArgKind::Integer)],
+        args: &[
+            arg("outbox_id", ArgKind::Integer),
+            arg("appointment_id", ArgKind::Integer),
+            arg("tenant_id", ArgKind::Integer),
+            arg("customer_name", ArgKind::Text),
+            arg("customer_email", ArgKind::Text),
+            arg("starts_at", ArgKind::Text),
+        ],
         summary: "email one appointment reminder (published from the outbox)",
     },
     TaskDef {
         name: "SendOrderCancellation",
         kind: Kind::Job,
-        args: &[arg("order_id", ArgKind::Integer)],
+        args: &[
+            arg("outbox_id", ArgKind::Integer),
+            arg("order_id", ArgKind::Integer),
+            arg("tenant_id", ArgKind::Integer),
+            arg("customer_email", ArgKind::Text),
+            arg("total_cents", ArgKind::Integer),
+            arg("reason", ArgKind::Text),
+            arg("restored", ArgKind::Json),
+        ],
         summary: "email a customer that a stale order was cancelled (from the outbox)",
     },
     TaskDef {

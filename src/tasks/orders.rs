@@ -39,7 +39,14 @@ pub struct Report {
 fn older_than(v: Option<&Value>) -> Result<TimeDelta, JobError> {
     let secs = match v {
         None => 30 * 60,
-        Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .filter(|v| *v <= crate::duration::MAX.as_secs())
+            .ok_or_else(|| {
+                JobError::Fail(format!(
+                    "older_than: expected seconds up to a year (31536000), got: {n}"
+                ))
+            })?,
         Some(Value::String(s)) => crate::duration::parse(s)
             .map_err(|e| JobError::Fail(format!("older_than: {e}")))?
             .as_secs(),

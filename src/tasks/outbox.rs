@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use crate::queue::{JobContext, JobError, NewJob, Registry, Runtime};
 use crate::store::outbox::{self, Message};
 
-/// How long a claim protects its rows; after it, a crashed processor's rows are taken over.
+/// How long a claim protects its rows; after it (plus [`crate::clock::MAX_CLOCK_SKEW`], so a
+/// processor whose clock runs fast does not take over rows another one still holds), a crashed
+/// processor's rows are taken over.
 pub const RECLAIM_AFTER: TimeDelta = TimeDelta::minutes(5);
 
 /// The job an event type is published as, and its queue.
@@ -104,9 +106,20 @@ async fn stream(rt: &Runtime, messages: &[&Message]) -> Result<(), String> {
         .map_err(|e| format!("outbox stream: XADD failed: {e}"))
 }
 
-/// Publishes `messages`: to the stream, then as jobs in one bulk enqueue. Returns the ids
-/// published and, for the rest, why not.
-pub async fn publish(rt: &Runtime, messages: &[Message]) -> (Vec<i64>, Vec<(i64, String)>) {
+/// What [`publish`] did with a batch.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// Ids published.
+    pub ok: Vec<i64>,
+    /// Ids not published, and why.
+    pub failed: Vec<(i64, String)>,
+    /// True when they failed because Redis or the database was away: they are retried as soon
+    /// as it is back, without counting against them.
+    pub outage: bool,
+}
+
+/// Publishes `messages`: to the stream, then as jobs in one bulk enqueue.
+pub async fn publish(rt: &Runtime, messages: &[Message]) -> Published {
     let mut failed = Vec::new();
     let mut ready = Vec::new();
     let mut jobs = Vec::new();
@@ -120,14 +133,28 @@ pub async fn publish(rt: &Runtime, messages: &[Message]) -> (Vec<i64>, Vec<(i64,
         }
     }
     let outcome = match stream(rt, &ready).await {
-        Ok(()) => rt.dispatch_bulk(jobs).await.map_err(|e| e.to_string()),
-        Err(e) => Err(e),
+        Ok(()) => rt.dispatch_bulk(jobs).await.map_err(|e| {
+            let outage = matches!(
+                crate::outage::Classify::kind(&e),
+                crate::outage::ErrorKind::Unavailable(_)
+            );
+            (e.to_string(), outage)
+        }),
+        Err(e) => Err((e, true)),
     };
     match outcome {
-        Ok(_) => (ready.iter().map(|m| m.id).collect(), failed),
-        Err(why) => {
+        Ok(_) => Published {
+            ok: ready.iter().map(|m| m.id).collect(),
+            failed,
+            outage: false,
+        },
+        Err((why, outage)) => {
             failed.extend(ready.iter().map(|m| (m.id, why.clone())));
-            (Vec::new(), failed)
+            Published {
+                ok: Vec::new(),
+                failed,
+                outage,
+            }
         }
     }
 }
@@ -154,7 +181,11 @@ pub async fn process(
         if claimed.is_empty() {
             break;
         }
-        let (published, failed) = publish(rt, &claimed).await;
+        let Published {
+            ok: published,
+            failed,
+            outage,
+        } = publish(rt, &claimed).await;
         let now = rt.clock.now();
         outbox::mark_processed(&rt.db, &published, &owner, now).await?;
         for (id, why) in &failed {
@@ -162,13 +193,25 @@ pub async fn process(
                 .iter()
                 .find(|m| m.id == *id)
                 .map_or(1, |m| m.attempts);
-            tracing::warn!(outbox_id = id, attempts, "outbox publish failed: {why}");
-            outbox::mark_failed(&rt.db, *id, &owner, why, now + backoff(attempts)).await?;
+            // An outage is not the message's fault: it is available again at once and the
+            // next pass (the next minute) publishes it, instead of waiting out a backoff.
+            let retry_at = if outage { now } else { now + backoff(attempts) };
+            if !outage {
+                tracing::warn!(outbox_id = id, attempts, "outbox publish failed: {why}");
+            }
+            outbox::mark_failed(&rt.db, *id, &owner, why, retry_at).await?;
+        }
+        if outage {
+            tracing::warn!(
+                messages = failed.len(),
+                "outbox publish paused: a dependency is away; the messages stay pending: {}",
+                failed.first().map_or("", |(_, w)| w.as_str())
+            );
         }
         report.published += published.len() as u64;
         report.failed += failed.len() as u64;
         on_batch(report.published + report.failed);
-        if (claimed.len() as i64) < take {
+        if outage || (claimed.len() as i64) < take {
             break;
         }
     }
@@ -189,9 +232,9 @@ pub async fn replay(
     while start <= to {
         let end = to.min(start.saturating_add(499));
         let messages = outbox::range(&rt.db, start, end).await?;
-        let (ok, failed) = publish(rt, &messages).await;
-        published += ok.len() as u64;
-        failures.extend(failed);
+        let done = publish(rt, &messages).await;
+        published += done.ok.len() as u64;
+        failures.extend(done.failed);
         on_chunk(published + failures.len() as u64);
         start = end.saturating_add(1);
     }
