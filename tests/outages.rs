@@ -426,6 +426,21 @@ fn a_worker_survives_redis_killed_for_15_seconds_and_loses_no_job() {
         "the worker died during the outage:\n{}",
         worker.log()
     );
+    // `queue status` says Redis is unreachable (exit 1) and what the worker waits for.
+    let out = conecta(dir.path(), &env)
+        .args(["queue", "status", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        status["workers"][0]["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("waiting for Redis since"),
+        "{status}"
+    );
+    assert!(status["queue_error"].is_string(), "{status}");
     redis.start();
     worker.expect_log("Redis is back after", Duration::from_secs(30));
     assert_eq!(worker.wait(Duration::from_secs(120)), 0, "{}", worker.log());

@@ -153,16 +153,25 @@ async fn status(
     format: OutputFormat,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitStatus> {
-    let rt = ctx.runtime().await?;
+    let db = ctx.db().await?;
     let now = ctx.clock.now();
-    let depths = rt.queue.depths(now).await?;
-    let failed_last_hour = failed_jobs::count_since(&rt.db, now - TimeDelta::hours(1)).await?;
-    let workers = heartbeats::alive(&rt.db, now).await?;
+    // Redis being away is what an operator runs this to find out: say so, and still show
+    // the workers (their status says what they wait for); exit 1.
+    let depths = match crate::queue::open(&ctx.config, &db).await {
+        Ok(queue) => queue.depths(now).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let connection = ctx.config.queue_connection.name();
+    let failed_last_hour = failed_jobs::count_since(&db, now - TimeDelta::hours(1)).await?;
+    let workers = heartbeats::alive(&db, now).await?;
+    let unreachable = depths.as_ref().err().cloned();
+    let depths = depths.unwrap_or_default();
     match format {
         OutputFormat::Json => {
             let v = json!({
-                "connection": rt.queue.connection(),
+                "connection": connection,
                 "queues": depths,
+                "queue_error": unreachable,
                 "failed_last_hour": failed_last_hour,
                 "workers": workers.iter().map(|w| json!({
                     "id": w.id, "host": w.host, "pid": w.pid, "queues": w.queues,
@@ -173,7 +182,10 @@ async fn status(
             writeln!(out, "{v}")?;
         }
         OutputFormat::Table => {
-            writeln!(out, "connection: {}", rt.queue.connection())?;
+            writeln!(out, "connection: {connection}")?;
+            if let Some(e) = &unreachable {
+                writeln!(out, "queue unreachable: {e}")?;
+            }
             let rows: Vec<Vec<String>> = depths
                 .iter()
                 .map(|d| {
@@ -202,16 +214,21 @@ async fn status(
                             w.queues.clone(),
                             w.jobs_processed.to_string(),
                             rfc3339::utc(w.last_seen_at),
+                            w.status.clone(),
                         ]
                     })
                     .collect();
                 output::table(
                     out,
-                    &["HOST", "PID", "QUEUES", "PROCESSED", "LAST SEEN"],
+                    &["HOST", "PID", "QUEUES", "PROCESSED", "LAST SEEN", "STATUS"],
                     &rows,
                 )?;
             }
         }
     }
-    Ok(ExitStatus::Success)
+    Ok(if unreachable.is_some() {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
 }

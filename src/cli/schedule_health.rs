@@ -53,6 +53,7 @@ pub async fn run(
                 "schedulers": schedulers.iter().map(|s| json!({
                     "host": s.host, "pid": s.pid, "schedule_hash": s.schedule_hash,
                     "started_at": rfc3339::utc(s.started_at), "last_seen_at": rfc3339::utc(s.last_seen_at),
+                    "status": s.status,
                 })).collect::<Vec<_>>(),
             });
             writeln!(out, "{v}")?;
@@ -84,10 +85,15 @@ pub async fn run(
                             s.pid.to_string(),
                             s.schedule_hash.clone(),
                             rfc3339::utc(s.last_seen_at),
+                            s.status.clone(),
                         ]
                     })
                     .collect();
-                output::table(out, &["HOST", "PID", "SCHEDULE HASH", "LAST SEEN"], &rows)?;
+                output::table(
+                    out,
+                    &["HOST", "PID", "SCHEDULE HASH", "LAST SEEN", "STATUS"],
+                    &rows,
+                )?;
             }
             if mismatch {
                 writeln!(
