@@ -231,6 +231,28 @@ async fn a_failing_publish_records_its_error_and_backs_off(h: Harness) {
         .await
         .unwrap();
     assert_eq!(r.published, 1);
+    // Clock skew: a claim is taken over only once it is older than RECLAIM_AFTER plus the
+    // tolerated skew, so a processor whose clock runs a few seconds fast leaves it alone.
+    insert_events(&h.db, 1, "AppointmentReminderDue", h.now()).await;
+    let held = outbox::claim(&h.db, 10, "alive", h.now(), tasks::outbox::RECLAIM_AFTER)
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    h.clock.advance(
+        tasks::outbox::RECLAIM_AFTER + conecta::clock::MAX_CLOCK_SKEW - TimeDelta::seconds(1),
+    );
+    let r = tasks::outbox::process(&h.rt, 10, None, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        r.published, 0,
+        "a claim within the skew bound is not taken over"
+    );
+    h.clock.advance(TimeDelta::seconds(2));
+    let r = tasks::outbox::process(&h.rt, 10, None, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(r.published, 1, "past the bound the claim is taken over");
     h.finish().await;
 }
 
