@@ -350,6 +350,41 @@ impl Drop for Daemon {
     }
 }
 
+/// `conecta --schedule s.toml --now NOW --speed 60 COMMAND` in `dir`: an hour a minute.
+fn simulated(dir: &Path, env: &[(&str, &str)], now: &str, command: &str) -> Daemon {
+    let mut c = conecta(dir, env);
+    c.args([
+        "--schedule",
+        "s.toml",
+        "--now",
+        now,
+        "--speed",
+        "60",
+        command,
+    ]);
+    Daemon::spawn(c)
+}
+
+/// How many jobs a stopped worker says it processed, and its log.
+fn processed(worker: &mut Daemon) -> (u64, String) {
+    let log = worker.log();
+    let n = log
+        .lines()
+        .find(|l| l.contains("worker stopped"))
+        .and_then(|l| l.split("processed=").nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no processed count in:\n{log}"));
+    (n, log)
+}
+
+/// The JSON a successful `conecta ARGS` prints.
+fn json(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Value {
+    let mut c = conecta(dir, env);
+    c.args(args);
+    json_of(c)
+}
+
 fn json_of(mut cmd: Command) -> Value {
     let out = cmd.output().unwrap();
     assert!(
@@ -444,14 +479,7 @@ fn a_worker_survives_redis_killed_for_15_seconds_and_loses_no_job() {
     redis.start();
     worker.expect_log("Redis is back after", Duration::from_secs(30));
     assert_eq!(worker.wait(Duration::from_secs(120)), 0, "{}", worker.log());
-    let log = worker.log();
-    let processed: u64 = log
-        .lines()
-        .find(|l| l.contains("worker stopped"))
-        .and_then(|l| l.split("processed=").nth(1))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no processed count in:\n{log}"));
+    let (processed, log) = processed(&mut worker);
     assert!(processed >= 5_000, "only {processed} jobs ran:\n{log}");
     assert_eq!(redis.cli(&["LLEN", "conecta:queues:{default}"]), "0");
     assert_eq!(
@@ -462,11 +490,7 @@ fn a_worker_survives_redis_killed_for_15_seconds_and_loses_no_job() {
         redis.cli(&["ZCARD", "conecta:queues:{default}:delayed"]),
         "0"
     );
-    let failed = json_of({
-        let mut c = conecta(dir.path(), &env);
-        c.args(["queue", "failed", "--format", "json"]);
-        c
-    });
+    let failed = json(dir.path(), &env, &["queue", "failed", "--format", "json"]);
     assert_eq!(failed, serde_json::json!([]), "jobs failed for the outage");
 }
 
@@ -524,19 +548,7 @@ fn scheduler_and_worker_survive_postgres_stopped_for_60_seconds() {
             String::from_utf8_lossy(&ok.stderr)
         );
     }
-    let mut scheduler = Daemon::spawn({
-        let mut c = conecta(dir.path(), &env);
-        c.args([
-            "--schedule",
-            "s.toml",
-            "--now",
-            "2026-11-27T10:00:00Z",
-            "--speed",
-            "60",
-        ]);
-        c.arg("scheduler");
-        c
-    });
+    let mut scheduler = simulated(dir.path(), &env, "2026-11-27T10:00:00Z", "scheduler");
     let mut worker = Daemon::spawn({
         let mut c = conecta(dir.path(), &env);
         c.args([
@@ -565,13 +577,13 @@ fn scheduler_and_worker_survive_postgres_stopped_for_60_seconds() {
     assert_eq!(scheduler.terminate(), 0, "{}", scheduler.log());
     assert_eq!(worker.wait(Duration::from_secs(120)), 0, "{}", worker.log());
 
-    let history = json_of({
-        let mut c = conecta(dir.path(), &env);
-        c.args([
+    let history = json(
+        dir.path(),
+        &env,
+        &[
             "schedule", "history", "--limit", "10000", "--format", "json",
-        ]);
-        c
-    });
+        ],
+    );
     let rows = rows_by_due(&history, "tick");
     let dues: Vec<chrono::DateTime<chrono::Utc>> =
         rows.keys().map(|d| d.parse().unwrap()).collect();
@@ -600,30 +612,15 @@ fn scheduler_and_worker_survive_postgres_stopped_for_60_seconds() {
         "the outage should leave missed rows, got {missed}"
     );
 
-    let status = json_of({
-        let mut c = conecta(dir.path(), &env);
-        c.args(["queue", "status", "--format", "json"]);
-        c
-    });
+    let status = json(dir.path(), &env, &["queue", "status", "--format", "json"]);
     let text = status.to_string();
     assert!(
         !text.contains("\"pending\":1") && !text.contains("\"reserved\":1"),
         "{text}"
     );
-    let failed = json_of({
-        let mut c = conecta(dir.path(), &env);
-        c.args(["queue", "failed", "--format", "json"]);
-        c
-    });
+    let failed = json(dir.path(), &env, &["queue", "failed", "--format", "json"]);
     assert_eq!(failed, serde_json::json!([]));
-    let log = worker.log();
-    let processed: u64 = log
-        .lines()
-        .find(|l| l.contains("worker stopped"))
-        .and_then(|l| l.split("processed=").nth(1))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no processed count in:\n{log}"));
+    let (processed, log) = processed(&mut worker);
     assert!(processed >= 300, "only {processed} jobs ran:\n{log}");
 }
 
@@ -673,19 +670,7 @@ fn start_survives_both_and_daemons_started_during_an_outage_wait() {
 
     // The database is down: the scheduler waits, then fires once it is up.
     pg.stop();
-    let mut scheduler = Daemon::spawn({
-        let mut c = conecta(dir.path(), &env);
-        c.args([
-            "--schedule",
-            "s.toml",
-            "--now",
-            "2026-11-27T10:00:00Z",
-            "--speed",
-            "60",
-        ]);
-        c.arg("scheduler");
-        c
-    });
+    let mut scheduler = simulated(dir.path(), &env, "2026-11-27T10:00:00Z", "scheduler");
     scheduler.expect_log("the database is unavailable", Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(3));
     assert!(scheduler.alive(), "{}", scheduler.log());
@@ -694,19 +679,7 @@ fn start_survives_both_and_daemons_started_during_an_outage_wait() {
     assert_eq!(scheduler.terminate(), 0, "{}", scheduler.log());
 
     // `start` through a Redis outage, then a database outage.
-    let mut start = Daemon::spawn({
-        let mut c = conecta(dir.path(), &env);
-        c.args([
-            "--schedule",
-            "s.toml",
-            "--now",
-            "2026-11-27T12:00:00Z",
-            "--speed",
-            "60",
-        ]);
-        c.arg("start");
-        c
-    });
+    let mut start = simulated(dir.path(), &env, "2026-11-27T12:00:00Z", "start");
     start.expect_log("run ended", Duration::from_secs(60));
     redis.kill();
     start.expect_log("Redis is unavailable", Duration::from_secs(30));
@@ -791,11 +764,11 @@ fn an_abandoned_daily_run_is_reaped_and_run_again_per_catch_up() {
     );
     b.expect_log("run ended", Duration::from_secs(30));
     assert_eq!(b.terminate(), 0);
-    let history = json_of({
-        let mut c = conecta(dir.path(), &env);
-        c.args(["schedule", "history", "--format", "json"]);
-        c
-    });
+    let history = json(
+        dir.path(),
+        &env,
+        &["schedule", "history", "--format", "json"],
+    );
     let runs = rows_by_due(&history, "nightly");
     let rs = &runs["2026-11-27T03:00:00Z"];
     let attempt = |n: i64| rs.iter().find(|r| r["attempt"] == n).cloned().unwrap();
@@ -820,28 +793,16 @@ fn jitter_on_one_entry_does_not_delay_another() {
          [[task]]\nname = \"minutely\"\ntask = \"diagnostics:noop\"\ncron = \"* * * * *\"\n",
     )
     .unwrap();
-    let mut s = Daemon::spawn({
-        let mut c = conecta(dir.path(), &[]);
-        c.args([
-            "--schedule",
-            "s.toml",
-            "--now",
-            "2026-11-27T23:59:30Z",
-            "--speed",
-            "60",
-        ]);
-        c.arg("scheduler");
-        c
-    });
+    let mut s = simulated(dir.path(), &[], "2026-11-27T23:59:30Z", "scheduler");
     // Six simulated minutes past midnight.
     std::thread::sleep(Duration::from_secs(7));
     s.expect_log("run ended", Duration::from_secs(5));
     assert_eq!(s.terminate(), 0);
-    let history = json_of({
-        let mut c = conecta(dir.path(), &[]);
-        c.args(["schedule", "history", "--format", "json"]);
-        c
-    });
+    let history = json(
+        dir.path(),
+        &[],
+        &["schedule", "history", "--format", "json"],
+    );
     let minutely = rows_by_due(&history, "minutely");
     for m in 0..5 {
         let due = format!("2026-11-28T00:0{m}:00Z");
@@ -883,19 +844,7 @@ fn a_scheduler_with_zero_entries_reloads_into_some() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    let mut s = Daemon::spawn({
-        let mut c = conecta(dir.path(), &[]);
-        c.args([
-            "--schedule",
-            "s.toml",
-            "--now",
-            "2026-11-27T10:00:00Z",
-            "--speed",
-            "60",
-        ]);
-        c.arg("scheduler");
-        c
-    });
+    let mut s = simulated(dir.path(), &[], "2026-11-27T10:00:00Z", "scheduler");
     s.expect_log("no enabled entry is ever due", Duration::from_secs(30));
     std::fs::write(
         &file,

@@ -201,72 +201,56 @@ impl Context {
         stop: &crate::queue::worker::StopHandle,
         migrate: bool,
     ) -> anyhow::Result<Option<Runtime>> {
-        use crate::outage::{Backoff, Classify, ErrorKind, Outages};
-        let outages = std::sync::Arc::new(Outages::new(self.clock.clone()));
-        let mut backoff = Backoff::default();
+        use crate::store::Backend;
+        let outages = std::sync::Arc::new(crate::outage::Outages::new(self.clock.clone()));
         let url = &self.config.database_url;
-        let db = loop {
-            let attempt = async {
+        let connect = outages.retry(
+            "connect to the database",
+            || false,
+            || async {
                 let db = Db::connect(url, 16).await?;
-                if migrate {
+                // The embedded SQLite default is always migrated on the spot.
+                if migrate || db.backend() == Backend::Sqlite {
                     let applied = db.migrate().await?;
                     if applied > 0 {
                         tracing::info!(applied, "migrations applied");
                     }
                 }
                 Ok::<_, crate::store::StoreError>(db)
-            };
-            let failed = match attempt.await {
-                Ok(db) => break db,
-                Err(e) => e,
-            };
-            match failed.kind() {
-                ErrorKind::Unavailable(dep) => outages.went_away(dep, "connect", &failed),
-                _ => return Err(self.db_error(failed)),
-            }
-            tokio::select! {
-                _ = backoff.wait() => {}
-                _ = stop.stopped() => return Ok(None),
-            }
+            },
+        );
+        let db = tokio::select! {
+            r = connect => r.map_err(|e| self.db_error(e))?,
+            _ = stop.stopped() => return Ok(None),
         };
-        outages.came_back(crate::outage::Dependency::Database);
-        if !migrate {
+        if !migrate && db.backend() != Backend::Sqlite {
+            let pending = outages.retry(
+                "read the schema version",
+                || false,
+                || db.pending_migrations(),
+            );
+            let pending = tokio::select! {
+                r = pending => r.map_err(|e| self.db_error(e))?,
+                _ = stop.stopped() => return Ok(None),
+            };
             // Pending migrations are a deployment mistake, not an outage: say what to run.
-            loop {
-                match self.check_schema(&db).await {
-                    Ok(()) => break,
-                    Err(e) if e.downcast_ref::<UsageError>().is_some() => return Err(e),
-                    Err(e) => {
-                        outages.went_away(
-                            crate::outage::Dependency::Database,
-                            "read the schema version",
-                            &e,
-                        );
-                        tokio::select! {
-                            _ = backoff.wait() => {}
-                            _ = stop.stopped() => return Ok(None),
-                        }
-                    }
-                }
+            if pending > 0 {
+                return Err(UsageError::new(
+                    format!("the database has {pending} pending migration(s)"),
+                    Some("run `conecta db migrate` first".to_string()),
+                )
+                .into());
             }
-            outages.came_back(crate::outage::Dependency::Database);
         }
-        backoff.reset();
-        let queue = loop {
-            let failed = match crate::queue::open(&self.config, &db).await {
-                Ok(q) => break q,
-                Err(e) => e,
-            };
-            match failed.kind() {
-                ErrorKind::Unavailable(dep) => outages.went_away(dep, "connect", &failed),
-                _ => return Err(self.queue_error(failed)),
-            }
-            tokio::select! {
-                _ = backoff.wait() => {}
-                _ = stop.stopped() => return Ok(None),
-            }
+        let open = outages.retry(
+            "connect to the queue",
+            || false,
+            || crate::queue::open(&self.config, &db),
+        );
+        let queue = tokio::select! {
+            r = open => r.map_err(|e| self.queue_error(e))?,
+            _ = stop.stopped() => return Ok(None),
         };
-        outages.came_back(crate::outage::Dependency::Redis);
         let mut rt = self.assemble(db, queue)?;
         rt.outages = outages;
         crate::store::skew::check(&rt.db, true).await;
