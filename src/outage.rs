@@ -17,6 +17,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -216,6 +217,9 @@ struct Down {
 pub struct Outages {
     clock: SharedClock,
     down: Mutex<Vec<(Dependency, Down)>>,
+    /// True while `down` is not empty: the hot paths (every reserve, every claim) report
+    /// success through [`Outages::came_back`] and must not take the lock when all is well.
+    any_down: AtomicBool,
 }
 
 impl fmt::Debug for Outages {
@@ -232,12 +236,15 @@ impl Outages {
         Self {
             clock,
             down: Mutex::new(Vec::new()),
+            any_down: AtomicBool::new(false),
         }
     }
 
     fn with_down<T>(&self, f: impl FnOnce(&mut Vec<(Dependency, Down)>) -> T) -> T {
         let mut guard = self.down.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
+        let out = f(&mut guard);
+        self.any_down.store(!guard.is_empty(), Ordering::SeqCst);
+        out
     }
 
     /// Records that `dep` failed while doing `what`; logs only when it was up until now.
@@ -265,6 +272,9 @@ impl Outages {
 
     /// Records that `dep` answered; logs the outage's length if it was away.
     pub fn came_back(&self, dep: Dependency) {
+        if !self.any_down.load(Ordering::SeqCst) {
+            return;
+        }
         let was = self.with_down(|down| {
             let i = down.iter().position(|(d, _)| *d == dep)?;
             Some(down.remove(i).1)
@@ -277,7 +287,8 @@ impl Outages {
 
     /// True while `dep` is known to be away.
     pub fn is_down(&self, dep: Dependency) -> bool {
-        self.with_down(|down| down.iter().any(|(d, _)| *d == dep))
+        self.any_down.load(Ordering::SeqCst)
+            && self.with_down(|down| down.iter().any(|(d, _)| *d == dep))
     }
 
     /// "waiting for Redis since 2026-…Z", one clause per dependency away; `None` when all are up.

@@ -4,7 +4,7 @@
 //! an [`ExitStatus`]; errors become exit 1 (run time) or 2 (usage or configuration).
 
 /// Writes a line to stderr. A closed stderr is not an error (and never a panic, which
-/// `say!` would be on a closed pipe).
+/// `eprintln!` would be on a closed pipe).
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
@@ -114,11 +114,7 @@ impl Context {
                 .await
                 .map_err(|e| self.db_error(e))?;
             if pending > 0 {
-                return Err(UsageError::new(
-                    format!("the database has {pending} pending migration(s)"),
-                    Some("run `conecta db migrate` first".to_string()),
-                )
-                .into());
+                return Err(pending_migrations(pending).into());
             }
         }
         Ok(())
@@ -235,11 +231,7 @@ impl Context {
             };
             // Pending migrations are a deployment mistake, not an outage: say what to run.
             if pending > 0 {
-                return Err(UsageError::new(
-                    format!("the database has {pending} pending migration(s)"),
-                    Some("run `conecta db migrate` first".to_string()),
-                )
-                .into());
+                return Err(pending_migrations(pending).into());
             }
         }
         let open = outages.retry(
@@ -256,6 +248,14 @@ impl Context {
         crate::store::skew::check(&rt.db, true).await;
         Ok(Some(rt))
     }
+}
+
+/// A server database with `pending` migrations not applied: a deployment step was missed.
+fn pending_migrations(pending: usize) -> UsageError {
+    UsageError::new(
+        format!("the database has {pending} pending migration(s)"),
+        Some("run `conecta db migrate` first".to_string()),
+    )
 }
 
 /// A URL without its password, for messages.

@@ -525,11 +525,9 @@ async fn recover_backlog(
         let mut backoff = Backoff::default();
         loop {
             let ping = rt.db.ping().await;
-            if !rt
-                .outages
-                .observe(Dependency::Database, "claim due occurrences", &ping)
-                && ping.is_ok()
-            {
+            rt.outages
+                .observe(Dependency::Database, "claim due occurrences", &ping);
+            if ping.is_ok() {
                 let now = rt.clock.now();
                 let mut failed = false;
                 for (entry, mut dues) in firing.backlog.take() {

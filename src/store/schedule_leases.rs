@@ -8,6 +8,9 @@ use sqlx::Row;
 use super::{Backend, Db, Result};
 use crate::on_pool;
 
+/// Removes one run's lease on one entry, whatever its expiry.
+const RELEASE: &str = "DELETE FROM schedule_leases WHERE entry = ? AND run_id = ?";
+
 /// The answer to [`acquire`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acquired {
@@ -50,7 +53,7 @@ pub async fn acquire(
         "SELECT l.run_id FROM schedule_leases l JOIN schedule_runs r ON r.id = l.run_id \
          WHERE l.entry = ? AND r.outcome <> 'running'",
     );
-    let delete_ended = db.sql("DELETE FROM schedule_leases WHERE entry = ? AND run_id = ?");
+    let delete_ended = db.sql(RELEASE);
     let (took_over, inserted) = on_pool!(db, p => {
         let mut took_over = None;
         if let Some(r) = sqlx::query(&find).bind(entry).bind(t).fetch_optional(p).await? {
@@ -93,7 +96,7 @@ pub async fn renew(db: &Db, entry: &str, run_id: i64, expires_at: DateTime<Utc>)
 
 /// Gives the entry back.
 pub async fn release(db: &Db, entry: &str, run_id: i64) -> Result<()> {
-    let q = db.sql("DELETE FROM schedule_leases WHERE entry = ? AND run_id = ?");
+    let q = db.sql(RELEASE);
     on_pool!(db, p => sqlx::query(&q).bind(entry).bind(run_id).execute(p).await?.rows_affected());
     Ok(())
 }
