@@ -15,10 +15,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use conecta::clock::SimulatedClock;
+use conecta::queue::Runtime;
 use conecta::queue::database::DatabaseQueue;
-use conecta::queue::worker::{StopHandle, StopReason};
-use conecta::queue::{Registry, Runtime};
 use conecta::schedule::{file, scheduler};
+use conecta::stop::{StopHandle, StopReason};
 use conecta::store::{Db, schedule_runs};
 
 const SPEED: f64 = 600.0;
@@ -46,7 +46,7 @@ fn main() {
         let runtime = Runtime::new(
             Arc::new(DatabaseQueue::new(db.clone(), Duration::from_secs(90))),
             db.clone(),
-            Arc::new(Registry::standard()),
+            Arc::new(conecta::tasks::registry()),
             clock.clone(),
         );
         let text = "[[task]]\nname = \"tick\"\ntask = \"diagnostics:noop\"\ncron = \"* * * * *\"\n";

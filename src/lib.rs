@@ -15,6 +15,8 @@ pub mod progress;
 pub mod queue;
 pub mod rfc3339;
 pub mod schedule;
+pub mod settings;
+pub mod stop;
 pub mod store;
 pub mod suggest;
 pub mod tasks;

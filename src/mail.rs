@@ -28,6 +28,41 @@ pub struct Mail {
     pub body: String,
 }
 
+/// Why a mail could not be sent, or a mailer not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// `MAIL_HOST` is not a usable SMTP relay.
+    #[error("MAIL_HOST {host:?}: {source}")]
+    Host {
+        /// The host.
+        host: String,
+        /// Why.
+        source: lettre::transport::smtp::Error,
+    },
+    /// A file of the `file` mailer could not be written.
+    #[error("cannot write {path}: {source}")]
+    File {
+        /// The file or folder.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An address does not parse.
+    #[error("bad address {address:?}: {reason}")]
+    Address {
+        /// The address.
+        address: String,
+        /// Why.
+        reason: String,
+    },
+    /// The message could not be built.
+    #[error("cannot build the message: {0}")]
+    Build(String),
+    /// The SMTP server refused or could not be reached.
+    #[error("SMTP send failed: {0}")]
+    Smtp(lettre::transport::smtp::Error),
+}
+
 /// Where mail goes.
 #[derive(Clone)]
 pub enum Mailer {
@@ -61,7 +96,11 @@ impl std::fmt::Debug for Mailer {
 
 impl Mailer {
     /// The mailer `MAIL_*` describes.
-    pub fn from_config(c: &MailConfig) -> Result<Self, String> {
+    pub fn from_config(c: &MailConfig) -> Result<Self, MailError> {
+        let bad_host = |source| MailError::Host {
+            host: c.host.clone(),
+            source,
+        };
         Ok(match c.mailer {
             MailerKind::File => Mailer::File {
                 dir: c.path.clone(),
@@ -71,9 +110,10 @@ impl Mailer {
             MailerKind::Smtp => {
                 let builder = match c.encryption.as_deref() {
                     Some("tls") => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&c.host)
-                        .map_err(|e| format!("MAIL_HOST {:?}: {e}", c.host))?,
-                    Some("ssl") => AsyncSmtpTransport::<Tokio1Executor>::relay(&c.host)
-                        .map_err(|e| format!("MAIL_HOST {:?}: {e}", c.host))?,
+                        .map_err(bad_host)?,
+                    Some("ssl") => {
+                        AsyncSmtpTransport::<Tokio1Executor>::relay(&c.host).map_err(bad_host)?
+                    }
                     _ => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host),
                 };
                 let mut builder = builder.port(c.port);
@@ -92,7 +132,7 @@ impl Mailer {
     }
 
     /// Sends `mail` as of `now`. Returns false when the mailer knows it was already sent.
-    pub async fn send(&self, mail: &Mail, now: DateTime<Utc>) -> Result<bool, String> {
+    pub async fn send(&self, mail: &Mail, now: DateTime<Utc>) -> Result<bool, MailError> {
         match self {
             Mailer::File { dir, from } => {
                 let name = sanitize(&mail.key);
@@ -100,8 +140,10 @@ impl Mailer {
                 if path.exists() {
                     return Ok(false);
                 }
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir).map_err(|source| MailError::File {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
                 let text = format!(
                     "Message-ID: <{name}@conecta>\r\nDate: {}\r\nFrom: {from}\r\nTo: {}\r\nSubject: {}\r\n\r\n{}\r\n",
                     now.to_rfc2822(),
@@ -112,7 +154,10 @@ impl Mailer {
                 let tmp = dir.join(format!(".{name}.tmp"));
                 std::fs::write(&tmp, text)
                     .and_then(|_| std::fs::rename(&tmp, &path))
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    .map_err(|source| MailError::File {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
                 Ok(true)
             }
             Mailer::Log => {
@@ -121,8 +166,10 @@ impl Mailer {
             }
             Mailer::Smtp { transport, from } => {
                 let parse = |a: &str| {
-                    a.parse::<Mailbox>()
-                        .map_err(|e| format!("bad address {a:?}: {e}"))
+                    a.parse::<Mailbox>().map_err(|e| MailError::Address {
+                        address: a.to_string(),
+                        reason: e.to_string(),
+                    })
                 };
                 let message = Message::builder()
                     .from(parse(from)?)
@@ -130,11 +177,8 @@ impl Mailer {
                     .subject(&mail.subject)
                     .message_id(Some(format!("<{}@conecta>", sanitize(&mail.key))))
                     .body(mail.body.clone())
-                    .map_err(|e| format!("cannot build the message: {e}"))?;
-                transport
-                    .send(message)
-                    .await
-                    .map_err(|e| format!("SMTP send failed: {e}"))?;
+                    .map_err(|e| MailError::Build(e.to_string()))?;
+                transport.send(message).await.map_err(MailError::Smtp)?;
                 Ok(true)
             }
         }

@@ -17,7 +17,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -146,17 +146,6 @@ impl Classify for crate::store::StoreError {
     }
 }
 
-impl Classify for crate::queue::QueueError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            crate::queue::QueueError::Store(e) => e.kind(),
-            crate::queue::QueueError::Redis(e) => Classify::kind(e),
-            crate::queue::QueueError::Config(m) => ErrorKind::Configuration(m.clone()),
-            _ => ErrorKind::Other,
-        }
-    }
-}
-
 /// Capped exponential backoff with jitter: 100 ms, 200 ms, 400 ms … up to 10 s, each delay
 /// drawn between half and all of its step so that many processes do not retry in step.
 #[derive(Debug, Clone)]
@@ -213,9 +202,53 @@ struct Down {
     watch: Stopwatch,
 }
 
-/// Which dependencies are away, since when. One per process, shared by all its loops.
+/// The kinds of state daemons write, by which failed writes are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    /// A schedule run's row (claim, start, outcome, abandonment).
+    Run,
+    /// A running-lock or waiting seat (`schedule_leases`).
+    Lease,
+    /// A worker's or scheduler's heartbeat.
+    Heartbeat,
+    /// A job's unique lock.
+    Lock,
+    /// A batch's counters.
+    Batch,
+    /// A job's own state (acknowledge, release, failure record).
+    Job,
+}
+
+impl Write {
+    /// Every kind, in a fixed order.
+    pub const ALL: [Write; 6] = [
+        Write::Run,
+        Write::Lease,
+        Write::Heartbeat,
+        Write::Lock,
+        Write::Batch,
+        Write::Job,
+    ];
+
+    /// Its name in logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Write::Run => "run",
+            Write::Lease => "lease",
+            Write::Heartbeat => "heartbeat",
+            Write::Lock => "lock",
+            Write::Batch => "batch",
+            Write::Job => "job",
+        }
+    }
+}
+
+/// Which dependencies are away, since when, and how many writes failed. One per process,
+/// shared by all its loops.
 pub struct Outages {
     clock: SharedClock,
+    /// Failed writes so far, by [`Write`], for `/metrics`.
+    failed_writes: [AtomicU64; Write::ALL.len()],
     down: Mutex<Vec<(Dependency, Down)>>,
     /// True while `down` is not empty: the hot paths (every reserve, every claim) report
     /// success through [`Outages::came_back`] and must not take the lock when all is well.
@@ -237,7 +270,50 @@ impl Outages {
             clock,
             down: Mutex::new(Vec::new()),
             any_down: AtomicBool::new(false),
+            failed_writes: Default::default(),
         }
+    }
+
+    /// Counts and logs one failed write of `write` state about `subject` (an entry, a job, a
+    /// worker): nothing a daemon fails to write vanishes without a line and a count.
+    pub fn write_failed(&self, write: Write, subject: &str, what: &str, error: &dyn fmt::Display) {
+        self.failed_writes[write as usize].fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(write = write.name(), subject, error = %error, "cannot {what}");
+    }
+
+    /// How many writes failed so far, by kind of state, in [`Write::ALL`] order.
+    pub fn failed_writes(&self) -> Vec<(Write, u64)> {
+        Write::ALL
+            .iter()
+            .map(|w| (*w, self.failed_writes[*w as usize].load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// [`Outages::retry`] for a write of `write` state about `subject`: every failed attempt
+    /// is counted and logged ([`Outages::write_failed`]).
+    pub async fn retry_write<T, E, F, Fut>(
+        &self,
+        (write, subject): (Write, &str),
+        what: &str,
+        give_up: impl Fn() -> bool,
+        mut op: F,
+    ) -> Result<T, E>
+    where
+        E: Classify + fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.retry(what, give_up, || {
+            let attempt = op();
+            async move {
+                let result = attempt.await;
+                if let Err(e) = &result {
+                    self.write_failed(write, subject, what, e);
+                }
+                result
+            }
+        })
+        .await
     }
 
     fn with_down<T>(&self, f: impl FnOnce(&mut Vec<(Dependency, Down)>) -> T) -> T {

@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::args::{BenchArgs, Workload};
-use super::{Context, ExitStatus, UsageError};
+use super::{Context, ExitStatus};
 use crate::clock::Stopwatch;
 use crate::queue::{Enqueued, NewJob, Runtime, UniqueUntil};
 
@@ -34,23 +34,7 @@ pub async fn run(
     args: &BenchArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitStatus> {
-    if args.chunk == 0 {
-        return Err(UsageError::new("--chunk must be at least 1", None).into());
-    }
-    let rt = ctx.runtime().await?;
-    if rt.queue.connection() == "sync" {
-        return Err(UsageError::new(
-            "the sync connection runs jobs inline; there is no queue to benchmark",
-            Some("set QUEUE_CONNECTION=redis or database".to_string()),
-        )
-        .into());
-    }
-    if matches!(
-        args.workload,
-        Workload::FanOut | Workload::ReleaseStale | Workload::Outbox
-    ) {
-        return super::bench_tasks::run(&rt, args, out).await;
-    }
+    let rt = ctx.bench_runtime(args).await?;
     rt.queue.clear(QUEUE, LOCKS).await?;
     let all = args.workload == Workload::All;
     if all || args.workload == Workload::Enqueue {
@@ -94,18 +78,6 @@ async fn fill(
         i = end;
     }
     Ok(duplicates)
-}
-
-/// Every job still in `queue`, whatever its state.
-pub(super) async fn jobs_in(rt: &Runtime, queue: &str) -> anyhow::Result<u64> {
-    Ok(rt
-        .queue
-        .depths(rt.clock.now())
-        .await?
-        .iter()
-        .filter(|d| d.queue == queue)
-        .map(|d| d.pending + d.reserved + d.delayed)
-        .sum())
 }
 
 async fn enqueue(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -170,7 +142,7 @@ async fn drain(
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find_map(|v| v.get("peak_rss_kb").and_then(|p| p.as_u64()))
         .unwrap_or(0);
-    let left = jobs_in(rt, QUEUE).await?;
+    let left = rt.jobs_in(QUEUE).await?;
     writeln!(
         out,
         "RESULT workload=drain connection={} concurrency={concurrency} jobs={jobs} seconds={secs:.3} jobs_per_sec={:.0} peak_rss_mb={:.1} left={left}",
@@ -197,7 +169,7 @@ async fn unique(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> anyhow::
     let watch = Stopwatch::start();
     let dup2 = fill(rt, jobs, args.chunk, make).await?;
     let pass2 = watch.elapsed().as_secs_f64();
-    let existing = jobs_in(rt, QUEUE).await?;
+    let existing = rt.jobs_in(QUEUE).await?;
     writeln!(
         out,
         "RESULT workload=unique connection={} jobs={jobs} pass1_seconds={pass1:.4} pass2_seconds={pass2:.4} pass1_duplicates={dup1} pass2_duplicates={dup2} existing_after_pass2={existing}",

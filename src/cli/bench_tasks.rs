@@ -11,7 +11,7 @@ use chrono::TimeDelta;
 use serde_json::json;
 
 use super::args::{BenchArgs, Workload};
-use super::{ExitStatus, UsageError};
+use super::{Context, ExitStatus, UsageError};
 use crate::clock::Stopwatch;
 use crate::queue::Runtime;
 use crate::store::demo::{self, Cell, insert_rows, sync_sequence};
@@ -26,10 +26,11 @@ const TABLES: [&str; 5] = [
 ];
 
 pub async fn run(
-    rt: &Runtime,
+    ctx: &Context,
     args: &BenchArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitStatus> {
+    let rt = &ctx.bench_runtime(args).await?;
     for table in TABLES {
         if demo::row_count(&rt.db, table).await? > 0 {
             return Err(UsageError::new(
@@ -39,7 +40,7 @@ pub async fn run(
             .into());
         }
     }
-    if super::bench::jobs_in(rt, "default").await? > 0 {
+    if rt.jobs_in("default").await? > 0 {
         return Err(UsageError::new(
             "the default queue is not empty; this benchmark enqueues onto it and clears it",
             Some("use a scratch Redis prefix (REDIS_PREFIX) or database".to_string()),

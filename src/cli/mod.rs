@@ -16,6 +16,7 @@ pub mod args;
 mod batch;
 mod bench;
 mod bench_tasks;
+mod daemon;
 mod db;
 mod demo;
 mod dispatch;
@@ -42,11 +43,11 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::{self, SharedClock};
 use crate::config::{Config, ConfigError, Env};
-use crate::queue::{Registry, Runtime};
+use crate::queue::Runtime;
 use crate::schedule::{Schedule, file};
 use crate::store::Db;
 pub use args::Cli;
-use args::{Command, LogFormat, ScheduleCommand};
+use args::{Command, LogFormat, ScheduleCommand, Workload};
 
 /// The process exit status (SPEC §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,17 +171,38 @@ impl Context {
         }
     }
 
+    /// For `bench`: the runtime, refusing `--chunk 0` and the `sync` connection (which has
+    /// no queue to measure).
+    async fn bench_runtime(&self, args: &args::BenchArgs) -> anyhow::Result<Runtime> {
+        if args.chunk == 0 {
+            return Err(UsageError::new("--chunk must be at least 1", None).into());
+        }
+        let rt = self.runtime().await?;
+        if rt.queue.connection() == "sync" {
+            return Err(UsageError::new(
+                "the sync connection runs jobs inline; there is no queue to benchmark",
+                Some("set QUEUE_CONNECTION=redis or database".to_string()),
+            )
+            .into());
+        }
+        Ok(rt)
+    }
+
     fn assemble(
         &self,
         db: Db,
         queue: std::sync::Arc<dyn crate::queue::Queue>,
     ) -> anyhow::Result<Runtime> {
-        let settings = crate::tasks::Settings::from_config(&self.config)
-            .map_err(|m| UsageError::new(m, Some("check MAIL_MAILER and MAIL_*".to_string())))?;
+        let settings = crate::settings::Settings::from_config(&self.config).map_err(|e| {
+            UsageError::new(
+                e.to_string(),
+                Some("check MAIL_MAILER and MAIL_*".to_string()),
+            )
+        })?;
         let mut rt = Runtime::new(
             queue,
             db,
-            std::sync::Arc::new(Registry::standard()),
+            std::sync::Arc::new(crate::tasks::registry()),
             self.clock.clone(),
         );
         rt.settings = std::sync::Arc::new(settings);
@@ -194,7 +216,7 @@ impl Context {
     /// configuration error fails; `None` when `stop` came first.
     pub async fn runtime_waiting(
         &self,
-        stop: &crate::queue::worker::StopHandle,
+        stop: &crate::stop::StopHandle,
         migrate: bool,
     ) -> anyhow::Result<Option<Runtime>> {
         use crate::store::Backend;
@@ -428,6 +450,14 @@ async fn dispatch(ctx: &Context, cli: &Cli) -> anyhow::Result<ExitStatus> {
         Command::Outbox(cmd) => outbox::run(ctx, cmd, &mut out).await,
         Command::Demo(cmd) => demo::run(ctx, cmd, &mut out).await,
         Command::Tenants(cmd) => tenants::run(ctx, cmd, &mut out).await,
+        Command::Bench(args)
+            if matches!(
+                args.workload,
+                Workload::FanOut | Workload::ReleaseStale | Workload::Outbox
+            ) =>
+        {
+            bench_tasks::run(ctx, args, &mut out).await
+        }
         Command::Bench(args) => bench::run(ctx, args, &mut out).await,
         Command::Schedule(cmd) => match cmd {
             ScheduleCommand::List { format } => schedule_list::run(ctx, *format, &mut out),

@@ -2,16 +2,13 @@
 
 use std::io::Write;
 
-use chrono::TimeDelta;
 use serde_json::json;
 
 use super::args::OutputFormat;
 use super::{Context, ExitStatus, output};
 use crate::rfc3339;
+use crate::schedule::NEXT_HORIZON as HORIZON;
 use crate::schedule::{Entry, Occurrence, occurrences};
-
-/// How far ahead to look for an entry's next run (a Feb 29 entry can wait eight years).
-pub const HORIZON: TimeDelta = TimeDelta::days(366 * 9);
 
 fn next_of(entry: &Entry, ctx: &Context) -> Option<Occurrence> {
     if !entry.enabled {

@@ -3,9 +3,9 @@
 use std::io::Write;
 
 use super::args::OutputFormat;
-use super::schedule_list::HORIZON;
-use super::schedule_simulate::write_occurrences;
+use super::output::write_occurrences;
 use super::{Context, ExitStatus};
+use crate::schedule::NEXT_HORIZON as HORIZON;
 use crate::schedule::planner::merged;
 
 pub fn run(

@@ -6,15 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::scheduler::{announce, spawn_reload_listener};
-use super::worker::spawn_signal_listener;
+use super::daemon::{announce, check_concurrency, spawn_reload_listener, spawn_signal_listener};
 use super::{Context, ExitStatus};
 use crate::queue::runtime::Defaults;
-use crate::queue::worker::{self, StopHandle, WorkerOptions};
+use crate::queue::worker::{self, WorkerOptions};
 use crate::schedule::scheduler;
+use crate::stop::{StopHandle, StopReason};
 
 pub async fn run(ctx: &Context, concurrency: usize) -> anyhow::Result<ExitStatus> {
-    super::worker::check_concurrency(concurrency)?;
+    check_concurrency(concurrency)?;
     let schedule = Arc::new(ctx.schedule()?);
     let stop = StopHandle::default();
     spawn_signal_listener(stop.clone());
@@ -53,7 +53,7 @@ pub async fn run(ctx: &Context, concurrency: usize) -> anyhow::Result<ExitStatus
         ctx.started,
     )
     .await;
-    stop.stop(worker::StopReason::Signal);
+    stop.stop(StopReason::Signal);
     let worked = working.await?;
     scheduled?;
     worked?;

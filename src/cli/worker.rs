@@ -3,9 +3,11 @@
 use std::time::Duration;
 
 use super::args::WorkerArgs;
+use super::daemon::{check_concurrency, spawn_signal_listener};
 use super::{Context, ExitStatus, UsageError};
 use crate::queue::runtime::Defaults;
-use crate::queue::worker::{self, StopHandle, StopReason, WorkerOptions};
+use crate::queue::worker::{self, WorkerOptions};
+use crate::stop::StopHandle;
 
 pub async fn run(ctx: &Context, args: &WorkerArgs) -> anyhow::Result<ExitStatus> {
     let retry_after = ctx.config.retry_after;
@@ -84,38 +86,4 @@ pub async fn run(ctx: &Context, args: &WorkerArgs) -> anyhow::Result<ExitStatus>
         summary.reason.describe()
     );
     Ok(ExitStatus::Success)
-}
-
-/// The most jobs one process runs at once.
-pub const MAX_CONCURRENCY: usize = 1000;
-
-/// `--concurrency` must be from 1 to [`MAX_CONCURRENCY`].
-pub fn check_concurrency(n: usize) -> Result<(), UsageError> {
-    if (1..=MAX_CONCURRENCY).contains(&n) {
-        Ok(())
-    } else {
-        Err(UsageError::new(
-            format!("--concurrency must be from 1 to {MAX_CONCURRENCY}, got: {n}"),
-            Some("run more worker processes for more parallelism".to_string()),
-        ))
-    }
-}
-
-/// SIGTERM and SIGINT stop the worker gracefully: the jobs in hand finish first.
-pub fn spawn_signal_listener(stop: StopHandle) {
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::error!("cannot listen for SIGTERM/SIGINT");
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: finishing the jobs in hand"),
-            _ = int.recv() => tracing::info!("SIGINT: finishing the jobs in hand"),
-        }
-        stop.stop(StopReason::Signal);
-    });
 }

@@ -13,13 +13,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::{Enqueued, LockInfo, NewJob, Queue, QueueDepth, QueueError, Reserved, Result, decode};
+use crate::store::dialect::{self, Claim};
+use crate::store::sql::Value;
+use crate::store::{Db, Row, in_list, retrying, value_groups};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
-
-use super::{Enqueued, LockInfo, NewJob, Queue, QueueDepth, Reserved, Result, decode};
-use crate::on_pool;
-use crate::store::{Backend, Db, in_list, retrying, value_groups};
 
 /// Jobs in the `jobs` table.
 #[derive(Debug)]
@@ -148,55 +147,59 @@ impl Queue for DatabaseQueue {
     }
 
     async fn delete(&self, job: &Reserved) -> Result<()> {
-        let id: i64 = job.handle.parse().unwrap_or(-1);
-        let q = self.db.sql("DELETE FROM jobs WHERE id = ?");
-        on_pool!(&self.db, p => sqlx::query(&q).bind(id).execute(p).await?.rows_affected());
+        let db = &self.db;
+        db.query("DELETE FROM jobs WHERE id = ?")
+            .bind(row_id(job)?)
+            .execute(db)
+            .await?;
         Ok(())
     }
 
     async fn release(&self, job: &Reserved, delay: Duration, now: DateTime<Utc>) -> Result<()> {
-        let id: i64 = job.handle.parse().unwrap_or(-1);
-        let q = self
-            .db
-            .sql("UPDATE jobs SET reserved_at = NULL, available_at = ? WHERE id = ?");
+        let db = &self.db;
         let at = now.timestamp() + delay.as_secs() as i64;
-        on_pool!(&self.db, p => sqlx::query(&q).bind(at).bind(id).execute(p).await?.rows_affected());
+        db.query("UPDATE jobs SET reserved_at = NULL, available_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(row_id(job)?)
+            .execute(db)
+            .await?;
         Ok(())
     }
 
     async fn unlock(&self, _queue: &str, key: &str, owner: &str) -> Result<bool> {
-        let q = self
-            .db
-            .sql("DELETE FROM job_locks WHERE lock_key = ? AND owner = ?");
-        let n = on_pool!(&self.db, p => sqlx::query(&q).bind(key).bind(owner).execute(p).await?.rows_affected());
+        let db = &self.db;
+        let n = db
+            .query("DELETE FROM job_locks WHERE lock_key = ? AND owner = ?")
+            .bind(key)
+            .bind(owner)
+            .execute(db)
+            .await?;
         Ok(n > 0)
     }
 
     async fn force_unlock(&self, key: &str) -> Result<bool> {
-        let q = self.db.sql("DELETE FROM job_locks WHERE lock_key = ?");
-        let n =
-            on_pool!(&self.db, p => sqlx::query(&q).bind(key).execute(p).await?.rows_affected());
+        let db = &self.db;
+        let n = db
+            .query("DELETE FROM job_locks WHERE lock_key = ?")
+            .bind(key)
+            .execute(db)
+            .await?;
         Ok(n > 0)
     }
 
     async fn locks(&self, prefix: &str, now: DateTime<Utc>) -> Result<Vec<LockInfo>> {
-        // MySQL reports the case-sensitive (binary-collated) key as bytes; read it as text.
-        let key = match self.db.backend() {
-            Backend::MySql => "CAST(lock_key AS CHAR)",
-            Backend::Sqlite | Backend::Postgres => "lock_key",
-        };
-        let q = self
-            .db
-            .sql(&format!(
+        let db = &self.db;
+        let key = db.backend().text("lock_key");
+        let rows = db
+            .query(format!(
                 "SELECT {key}, owner, expires_at FROM job_locks WHERE expires_at > ? ORDER BY lock_key"
             ))
-            .into_owned();
-        let rows: Vec<(String, String, i64)> = on_pool!(&self.db, p => {
-            sqlx::query(&q).bind(now.timestamp()).fetch_all(p).await?
-                .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-                .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?
-        });
+            .bind(now.timestamp())
+            .fetch_all(db)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<Result<Vec<(String, String, i64)>>>()?;
         Ok(rows
             .into_iter()
             .filter(|(k, _, _)| k.starts_with(prefix))
@@ -209,221 +212,187 @@ impl Queue for DatabaseQueue {
     }
 
     async fn depths(&self, now: DateTime<Utc>) -> Result<Vec<QueueDepth>> {
-        let q = self.db.sql(
-            "SELECT queue, \
-             COUNT(CASE WHEN reserved_at IS NULL AND available_at <= ? THEN 1 END), \
-             COUNT(CASE WHEN reserved_at IS NOT NULL THEN 1 END), \
-             COUNT(CASE WHEN reserved_at IS NULL AND available_at > ? THEN 1 END) \
-             FROM jobs GROUP BY queue ORDER BY queue",
-        );
+        let db = &self.db;
         let t = now.timestamp();
-        let rows = on_pool!(&self.db, p => {
-            sqlx::query(&q).bind(t).bind(t).fetch_all(p).await?
-                .iter()
-                .map(|r| Ok(QueueDepth {
+        let rows = db
+            .query(
+                "SELECT queue, \
+                 COUNT(CASE WHEN reserved_at IS NULL AND available_at <= ? THEN 1 END), \
+                 COUNT(CASE WHEN reserved_at IS NOT NULL THEN 1 END), \
+                 COUNT(CASE WHEN reserved_at IS NULL AND available_at > ? THEN 1 END) \
+                 FROM jobs GROUP BY queue ORDER BY queue",
+            )
+            .bind(t)
+            .bind(t)
+            .fetch_all(db)
+            .await?
+            .iter()
+            .map(|r: &Row| {
+                Ok(QueueDepth {
                     queue: r.try_get(0)?,
-                    pending: r.try_get::<i64, _>(1)? as u64,
-                    reserved: r.try_get::<i64, _>(2)? as u64,
-                    delayed: r.try_get::<i64, _>(3)? as u64,
-                }))
-                .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?
-        });
+                    pending: r.try_get::<i64>(1)? as u64,
+                    reserved: r.try_get::<i64>(2)? as u64,
+                    delayed: r.try_get::<i64>(3)? as u64,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(rows)
     }
 
     async fn clear(&self, queue: &str, lock_prefix: &str) -> Result<()> {
-        let jobs = self.db.sql("DELETE FROM jobs WHERE queue = ?");
+        let db = &self.db;
         let keys: Vec<String> = self
             .locks(lock_prefix, DateTime::<Utc>::MIN_UTC)
             .await?
             .into_iter()
             .map(|l| l.key)
             .collect();
-        on_pool!(&self.db, p => sqlx::query(&jobs).bind(queue).execute(p).await?.rows_affected());
+        db.query("DELETE FROM jobs WHERE queue = ?")
+            .bind(queue)
+            .execute(db)
+            .await?;
         for part in keys.chunks(500) {
-            let q = self
-                .db
-                .sql(&format!(
-                    "DELETE FROM job_locks WHERE lock_key IN ({})",
-                    in_list(part.len())
-                ))
-                .into_owned();
-            on_pool!(&self.db, p => {
-                let mut query = sqlx::query(&q);
-                for k in part {
-                    query = query.bind(k);
-                }
-                query.execute(p).await?.rows_affected()
-            });
+            db.query(format!(
+                "DELETE FROM job_locks WHERE lock_key IN ({})",
+                in_list(part.len())
+            ))
+            .bind_all(part)
+            .execute(db)
+            .await?;
         }
         Ok(())
     }
 
     async fn purge(&self) -> Result<()> {
-        on_pool!(&self.db, p => {
-            sqlx::query("DELETE FROM jobs").execute(p).await?;
-            sqlx::query("DELETE FROM job_locks").execute(p).await?;
-        });
+        let db = &self.db;
+        db.query("DELETE FROM jobs").execute(db).await?;
+        db.query("DELETE FROM job_locks").execute(db).await?;
         Ok(())
     }
 }
 
-/// Inserts one chunk in one transaction; for each row, whether it was stored (false: its
-/// unique key was held).
-async fn insert_chunk(
-    db: &Db,
-    rows: &[&PendingRow],
-    now: i64,
-) -> std::result::Result<Vec<bool>, sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let keyed: Vec<&&PendingRow> = rows.iter().filter(|r| r.key.is_some()).collect();
-    let ignore_insert = match db.backend() {
-        Backend::Sqlite => {
-            "INSERT OR IGNORE INTO job_locks (lock_key, owner, expires_at, created_at) VALUES "
-        }
-        Backend::MySql => {
-            "INSERT IGNORE INTO job_locks (lock_key, owner, expires_at, created_at) VALUES "
-        }
-        Backend::Postgres => {
-            "INSERT INTO job_locks (lock_key, owner, expires_at, created_at) VALUES "
-        }
-    };
-    let conflict = if db.backend() == Backend::Postgres {
-        " ON CONFLICT (lock_key) DO NOTHING"
-    } else {
-        ""
-    };
-    let delete_sql = db
-        .sql(&format!(
-            "DELETE FROM job_locks WHERE expires_at <= ? AND lock_key IN ({})",
-            in_list(keyed.len())
+/// The `jobs` row id a reservation carries as its handle.
+fn row_id(job: &Reserved) -> Result<i64> {
+    job.handle.parse().map_err(|_| {
+        QueueError::Invalid(format!(
+            "job {} has handle {:?}, which is not a row id of the jobs table",
+            job.uuid(),
+            job.handle
         ))
-        .into_owned();
-    let lock_sql = db
-        .sql(&format!(
-            "{ignore_insert}{}{conflict}",
-            value_groups(keyed.len(), 4)
-        ))
-        .into_owned();
-    let owners_sql = db
-        .sql(&format!(
-            "SELECT lock_key, owner FROM job_locks WHERE lock_key IN ({}){}",
-            in_list(keyed.len()),
-            if db.backend() == Backend::MySql {
-                " LOCK IN SHARE MODE"
-            } else {
-                ""
-            }
-        ))
-        .into_owned();
-
-    on_pool!(db, p => {
-        let mut tx = p.begin().await?;
-        let mut won: HashSet<String> = HashSet::new();
-        if !keyed.is_empty() {
-            let mut q = sqlx::query(&delete_sql).bind(now);
-            for r in &keyed {
-                q = q.bind(r.key.as_deref());
-            }
-            q.execute(&mut *tx).await?;
-            let mut q = sqlx::query(&lock_sql);
-            for r in &keyed {
-                q = q.bind(r.key.as_deref()).bind(&r.uuid).bind(r.expires_at).bind(now);
-            }
-            q.execute(&mut *tx).await?;
-            let mut q = sqlx::query(&owners_sql);
-            for r in &keyed {
-                q = q.bind(r.key.as_deref());
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                let owner: String = row.try_get(1)?;
-                won.insert(owner);
-            }
-        }
-        let stored: Vec<bool> = rows.iter().map(|r| r.key.is_none() || won.contains(&r.uuid)).collect();
-        let to_insert: Vec<&&PendingRow> = rows.iter().zip(&stored).filter(|(_, s)| **s).map(|(r, _)| r).collect();
-        for part in to_insert.chunks(1000) {
-            let sql = db.sql(&format!(
-                "INSERT INTO jobs (queue, payload, attempts, reserved_at, available_at, created_at) VALUES {}",
-                value_groups(part.len(), 6)
-            )).into_owned();
-            let mut q = sqlx::query(&sql);
-            for r in part {
-                q = q.bind(&r.queue).bind(&r.payload).bind(0i64).bind(None::<i64>).bind(r.available_at).bind(now);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(stored)
     })
 }
 
-const AVAILABLE: &str =
-    "queue = ? AND id >= ? AND ((reserved_at IS NULL AND available_at <= ?) OR reserved_at <= ?)";
+/// Inserts one chunk in one transaction; for each row, whether it was stored (false: its
+/// unique key was held).
+async fn insert_chunk(db: &Db, rows: &[&PendingRow], now: i64) -> crate::store::Result<Vec<bool>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keyed: Vec<&str> = rows.iter().filter_map(|r| r.key.as_deref()).collect();
+    let backend = db.backend();
+    let mut tx = db.begin().await?;
+    let mut won: HashSet<String> = HashSet::new();
+    if !keyed.is_empty() {
+        let list = in_list(keyed.len());
+        tx.query(format!(
+            "DELETE FROM job_locks WHERE expires_at <= ? AND lock_key IN ({list})"
+        ))
+        .bind(now)
+        .bind_all(keyed.iter().copied())
+        .execute(&mut tx)
+        .await?;
+        let lock = backend.insert_ignore(
+            &format!(
+                "job_locks (lock_key, owner, expires_at, created_at) VALUES {}",
+                value_groups(keyed.len(), 4)
+            ),
+            "lock_key",
+        );
+        let values: Vec<Value> = rows
+            .iter()
+            .filter(|r| r.key.is_some())
+            .flat_map(|r| {
+                [
+                    Value::Text(r.key.clone().unwrap_or_default()),
+                    Value::Text(r.uuid.clone()),
+                    Value::Int(r.expires_at),
+                    Value::Int(now),
+                ]
+            })
+            .collect();
+        tx.query(lock).bind_values(&values).execute(&mut tx).await?;
+        let share = backend.share_lock();
+        for row in tx
+            .query(format!(
+                "SELECT lock_key, owner FROM job_locks WHERE lock_key IN ({list}){share}"
+            ))
+            .bind_all(keyed.iter().copied())
+            .fetch_all(&mut tx)
+            .await?
+        {
+            won.insert(row.try_get(1)?);
+        }
+    }
+    let stored: Vec<bool> = rows
+        .iter()
+        .map(|r| r.key.is_none() || won.contains(&r.uuid))
+        .collect();
+    let to_insert: Vec<&&PendingRow> = rows
+        .iter()
+        .zip(&stored)
+        .filter(|(_, s)| **s)
+        .map(|(r, _)| r)
+        .collect();
+    for part in to_insert.chunks(1000) {
+        let mut q = tx.query(format!(
+            "INSERT INTO jobs (queue, payload, attempts, reserved_at, available_at, created_at) VALUES {}",
+            value_groups(part.len(), 6)
+        ));
+        for r in part {
+            q = q
+                .bind(r.queue.as_str())
+                .bind(r.payload.as_str())
+                .bind(0i64)
+                .bind(None::<i64>)
+                .bind(r.available_at)
+                .bind(now);
+        }
+        q.execute(&mut tx).await?;
+    }
+    tx.commit().await?;
+    Ok(stored)
+}
 
+/// Takes the oldest available job of `queue` with id at least `floor`, as one atomic claim
+/// (see [`dialect::claim`]): its id, payload and attempts counted with this one.
 async fn reserve_one(
     db: &Db,
     queue: &str,
     floor: i64,
     now: i64,
     expired: i64,
-) -> std::result::Result<Option<(i64, String, i64)>, sqlx::Error> {
-    match db {
-        Db::Sqlite(_) | Db::Postgres(_) => {
-            // One statement: SQLite holds its write lock for all of it; PostgreSQL skips rows
-            // other reservers have locked.
-            let skip_locked = if db.backend() == Backend::Postgres {
-                " FOR UPDATE SKIP LOCKED"
-            } else {
-                ""
-            };
-            let sql = db
-                .sql(&format!(
-                    "UPDATE jobs SET reserved_at = ?, attempts = attempts + 1 WHERE id = \
-                     (SELECT id FROM jobs WHERE {AVAILABLE} ORDER BY id LIMIT 1{skip_locked}) \
-                     RETURNING id, payload, attempts"
-                ))
-                .into_owned();
-            on_pool!(db, p => {
-                let row = sqlx::query(&sql)
-                    .bind(now)
-                    .bind(queue)
-                    .bind(floor)
-                    .bind(now)
-                    .bind(expired)
-                    .fetch_optional(p)
-                    .await?;
-                row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).transpose()
-            })
-        }
-        Db::MySql(p) => {
-            let mut tx = p.begin().await?;
-            let sql = format!(
-                "SELECT id, payload, attempts FROM jobs WHERE {AVAILABLE} ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
-            );
-            let row = sqlx::query(&sql)
-                .bind(queue)
-                .bind(floor)
-                .bind(now)
-                .bind(expired)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(row) = row else {
-                tx.commit().await?;
-                return Ok(None);
-            };
-            let id: i64 = row.try_get(0)?;
-            let payload: String = row.try_get(1)?;
-            let attempts: i64 = row.try_get(2)?;
-            sqlx::query("UPDATE jobs SET reserved_at = ?, attempts = attempts + 1 WHERE id = ?")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(Some((id, payload, attempts + 1)))
-        }
-    }
+) -> crate::store::Result<Option<(i64, String, i64)>> {
+    let claimed = dialect::claim(
+        db,
+        &Claim {
+            table: "jobs",
+            pick: "SELECT id FROM jobs WHERE queue = ? AND id >= ? \
+                   AND ((reserved_at IS NULL AND available_at <= ?) OR reserved_at <= ?) \
+                   ORDER BY id LIMIT 1",
+            pick_args: &[
+                Value::Text(queue.to_string()),
+                Value::Int(floor),
+                Value::Int(now),
+                Value::Int(expired),
+            ],
+            set: "reserved_at = ?, attempts = attempts + 1",
+            set_args: &[Value::Int(now)],
+            columns: "id, payload, attempts",
+        },
+    )
+    .await?;
+    claimed
+        .first()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .transpose()
 }

@@ -286,6 +286,18 @@ impl From<sqlx::Error> for QueueError {
     }
 }
 
+impl crate::outage::Classify for QueueError {
+    fn kind(&self) -> crate::outage::ErrorKind {
+        use crate::outage::{Classify, ErrorKind};
+        match self {
+            QueueError::Store(e) => e.kind(),
+            QueueError::Redis(e) => Classify::kind(e),
+            QueueError::Config(m) => ErrorKind::Configuration(m.clone()),
+            QueueError::Encode(_) | QueueError::Invalid(_) => ErrorKind::Other,
+        }
+    }
+}
+
 /// Queue result.
 pub type Result<T> = std::result::Result<T, QueueError>;
 

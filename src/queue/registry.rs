@@ -101,11 +101,4 @@ impl Registry {
         names.sort_unstable();
         names
     }
-
-    /// Every handler conecta ships.
-    pub fn standard() -> Self {
-        let mut r = Self::new();
-        crate::tasks::register(&mut r);
-        r
-    }
 }

@@ -18,8 +18,9 @@ use super::{
     UniqueUntil,
 };
 use crate::clock::SharedClock;
+use crate::outage::Write;
+use crate::settings::Settings;
 use crate::store::{Db, batches, failed_jobs};
-use crate::tasks::Settings;
 
 /// What a worker applies when the job does not say.
 #[derive(Debug, Clone)]
@@ -97,7 +98,7 @@ impl Runtime {
     /// at most [`Runtime::settle_within`]: a job that ran is acknowledged when Redis or the
     /// database comes back, or redelivered after `QUEUE_RETRY_AFTER`; never lost, never failed
     /// for the outage.
-    pub async fn settle<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
+    pub async fn settle<T, F, Fut>(&self, about: (Write, &str), what: &str, op: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
@@ -105,8 +106,20 @@ impl Runtime {
         let watch = crate::clock::Stopwatch::start();
         let limit = self.settle_within;
         self.outages
-            .retry(what, || watch.elapsed() >= limit, op)
+            .retry_write(about, what, || watch.elapsed() >= limit, op)
             .await
+    }
+
+    /// Every job still in `queue`, whatever its state (pending, reserved or delayed).
+    pub async fn jobs_in(&self, queue: &str) -> Result<u64> {
+        Ok(self
+            .queue
+            .depths(self.clock.now())
+            .await?
+            .iter()
+            .filter(|d| d.queue == queue)
+            .map(|d| d.pending + d.reserved + d.delayed)
+            .sum())
     }
 
     /// This runtime drawing task progress as `progress` says (bars for work run by hand).
@@ -302,20 +315,25 @@ impl Runtime {
             .unwrap_or_else(|| Err(JobError::Retry(format!("timed out after {timeout}s"))));
         match result {
             Ok(()) => {
-                self.settle("acknowledge a finished job", || self.queue.delete(&job))
-                    .await?;
-                self.settle("release a unique lock", || {
+                let uuid = envelope.uuid.as_str();
+                self.settle((Write::Job, uuid), "acknowledge a finished job", || {
+                    self.queue.delete(&job)
+                })
+                .await?;
+                self.settle((Write::Lock, uuid), "release a unique lock", || {
                     self.release_lock(&job.queue, &envelope)
                 })
                 .await?;
                 if let Some(batch_id) = &envelope.batch_id
                     && self
-                        .settle("count a job into its batch", || async {
-                            Ok(
-                                batches::job_succeeded(&self.db, batch_id, self.clock.now())
-                                    .await?,
-                            )
-                        })
+                        .settle(
+                            (Write::Batch, uuid),
+                            "count a job into its batch",
+                            || async {
+                                Ok(batches::job_succeeded(&self.db, batch_id, self.clock.now())
+                                    .await?)
+                            },
+                        )
                         .await?
                 {
                     self.batch_finished(batch_id).await?;
@@ -384,9 +402,11 @@ impl Runtime {
             );
             return self.fail(job, Some(envelope), exception).await;
         }
-        self.settle("release a job for its retry", || {
-            self.queue.release(job, delay, self.clock.now())
-        })
+        self.settle(
+            (Write::Job, &envelope.uuid),
+            "release a job for its retry",
+            || self.queue.release(job, delay, self.clock.now()),
+        )
         .await?;
         Ok(Outcome::Released(delay))
     }
@@ -407,27 +427,36 @@ impl Runtime {
             payload: &job.raw,
             exception: &exception,
         };
-        self.settle("record a failed job", || async {
+        self.settle((Write::Job, &uuid), "record a failed job", || async {
             Ok(failed_jobs::insert(&self.db, &failure, self.clock.now()).await?)
         })
         .await?;
-        self.settle("remove a failed job from its queue", || {
-            self.queue.delete(job)
-        })
+        self.settle(
+            (Write::Job, &uuid),
+            "remove a failed job from its queue",
+            || self.queue.delete(job),
+        )
         .await?;
         if let Some(u) = job.unique()
             && u.until != UniqueUntil::Ttl
         {
-            self.settle("release a unique lock", || {
+            self.settle((Write::Lock, &uuid), "release a unique lock", || {
                 self.queue.unlock(&job.queue, &u.key, &uuid)
             })
             .await?;
         }
         if let Some(batch_id) = envelope.and_then(|e| e.batch_id.as_deref())
             && self
-                .settle("count a failed job into its batch", || async {
-                    Ok(batches::job_failed(&self.db, batch_id, &uuid, self.clock.now()).await?)
-                })
+                .settle(
+                    (Write::Batch, &uuid),
+                    "count a failed job into its batch",
+                    || async {
+                        Ok(
+                            batches::job_failed(&self.db, batch_id, &uuid, self.clock.now())
+                                .await?,
+                        )
+                    },
+                )
                 .await?
         {
             self.batch_finished(batch_id).await?;

@@ -6,16 +6,16 @@
 //! settled before `run` returns. A worker must never abandon a reserved job on purpose.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio::sync::Notify;
 use tracing::Instrument;
 
 use super::runtime::{Defaults, Outcome};
 use super::{QueueError, Runtime};
 use crate::outage::{Backoff, Classify, Dependency, ErrorKind};
+use crate::stop::{StopHandle, StopReason};
 use crate::store::heartbeats::{self, Heartbeat};
 
 /// `conecta worker` flags (Laravel's meanings).
@@ -54,86 +54,6 @@ impl Default for WorkerOptions {
             memory_mb: None,
             concurrency: 1,
             stop_when_empty: false,
-        }
-    }
-}
-
-/// Why a worker stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    /// SIGTERM/SIGINT or the caller's stop handle.
-    Signal,
-    /// `conecta queue restart`.
-    Restart,
-    /// `--max-time` reached.
-    MaxTime,
-    /// `--max-jobs` reached.
-    MaxJobs,
-    /// `--memory` exceeded.
-    Memory,
-    /// `--stop-when-empty` and nothing left.
-    Empty,
-}
-
-impl StopReason {
-    /// A phrase for the log.
-    pub fn describe(self) -> &'static str {
-        match self {
-            StopReason::Signal => "stop signal",
-            StopReason::Restart => "queue restart",
-            StopReason::MaxTime => "--max-time reached",
-            StopReason::MaxJobs => "--max-jobs reached",
-            StopReason::Memory => "--memory exceeded",
-            StopReason::Empty => "queues empty (--stop-when-empty)",
-        }
-    }
-}
-
-/// Asks a running worker to stop after the jobs in hand.
-#[derive(Clone, Default)]
-pub struct StopHandle {
-    inner: Arc<StopState>,
-}
-
-#[derive(Default)]
-struct StopState {
-    stopped: AtomicBool,
-    reason: std::sync::Mutex<Option<StopReason>>,
-    notify: Notify,
-}
-
-impl StopHandle {
-    /// Stops with `reason` (the first reason given wins).
-    pub fn stop(&self, reason: StopReason) {
-        let mut r = self.inner.reason.lock().expect("stop reason");
-        if r.is_none() {
-            *r = Some(reason);
-        }
-        self.inner.stopped.store(true, Ordering::SeqCst);
-        self.inner.notify.notify_waiters();
-    }
-
-    /// True once stopped.
-    pub fn is_stopped(&self) -> bool {
-        self.inner.stopped.load(Ordering::SeqCst)
-    }
-
-    fn reason(&self) -> StopReason {
-        self.inner
-            .reason
-            .lock()
-            .expect("stop reason")
-            .unwrap_or(StopReason::Signal)
-    }
-
-    /// Completes once stopped.
-    pub async fn stopped(&self) {
-        loop {
-            let notified = self.inner.notify.notified();
-            if self.is_stopped() {
-                return;
-            }
-            notified.await;
         }
     }
 }

@@ -23,6 +23,9 @@ use serde_json::{Map, Value};
 pub use cron::CronSpec;
 pub use planner::{Occurrence, occurrences};
 
+/// How far ahead to look for an entry's next run (a Feb 29 entry can wait eight years).
+pub const NEXT_HORIZON: chrono::TimeDelta = chrono::TimeDelta::days(366 * 9);
+
 /// Who runs an occurrence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -24,9 +24,9 @@ use tokio::task::JoinSet;
 use super::planner::merged;
 use super::{Entry, Mode, Overlap, Schedule};
 use crate::clock::{MAX_CLOCK_SKEW, Stopwatch};
-use crate::outage::{Backoff, Classify, Dependency, ErrorKind};
-use crate::queue::worker::StopHandle;
+use crate::outage::{Backoff, Classify, Dependency, ErrorKind, Write};
 use crate::queue::{NewJob, Runtime};
+use crate::stop::StopHandle;
 use crate::store::schedule_leases::{self, Acquired};
 use crate::store::schedule_runs::{self, Claim, Outcome};
 
@@ -320,10 +320,16 @@ pub async fn run_reloadable(
         "scheduler stopping: letting runs in hand finish"
     );
     while runs.join_next().await.is_some() {}
-    stop.stop(crate::queue::worker::StopReason::Signal);
-    let _ = recovery.await;
-    let _ = reaper.await;
-    let _ = heartbeat.await;
+    stop.stop(crate::stop::StopReason::Signal);
+    for (name, task) in [
+        ("backlog recovery", recovery),
+        ("reaper", reaper),
+        ("heartbeat", heartbeat),
+    ] {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "the scheduler's {name} task panicked");
+        }
+    }
     Ok(())
 }
 
@@ -333,7 +339,13 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Writes run state (`what`) until it lands, backing off while the database is away; after a
 /// stop, gives up after [`STOP_GRACE`]. `None` when it could not be written (logged).
-async fn persist<T, F, Fut>(rt: &Runtime, stop: &StopHandle, what: &str, op: F) -> Option<T>
+async fn persist<T, F, Fut>(
+    rt: &Runtime,
+    stop: &StopHandle,
+    about: (Write, &str),
+    what: &str,
+    op: F,
+) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = crate::store::Result<T>>,
@@ -341,13 +353,8 @@ where
     let stopped_since = OnceLock::new();
     let give_up =
         || stop.is_stopped() && stopped_since.get_or_init(Stopwatch::start).elapsed() >= STOP_GRACE;
-    match rt.outages.retry(what, give_up, op).await {
-        Ok(v) => Some(v),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot {what}");
-            None
-        }
-    }
+    // Each failed attempt is counted and logged by `retry_write`.
+    rt.outages.retry_write(about, what, give_up, op).await.ok()
 }
 
 /// Registers this process in `schedulers` and refreshes it every few seconds (real time,
@@ -377,6 +384,14 @@ async fn heartbeat(rt: Runtime, schedules: watch::Receiver<Arc<Schedule>>, stop:
         row.schedule_hash = schedules.borrow().hash.clone();
         row.status = rt.outages.waiting().unwrap_or_else(|| "running".into());
         let beat = heartbeats::beat_scheduler(&rt.db, &row).await;
+        if let Err(e) = &beat {
+            rt.outages.write_failed(
+                Write::Heartbeat,
+                &row.id,
+                "write the scheduler heartbeat",
+                e,
+            );
+        }
         if rt
             .outages
             .observe(Dependency::Database, "write the scheduler heartbeat", &beat)
@@ -387,8 +402,14 @@ async fn heartbeat(rt: Runtime, schedules: watch::Receiver<Arc<Schedule>>, stop:
             crate::store::skew::check(&rt.db, n == 0).await;
         }
         n += 1;
-        let others = heartbeats::alive_schedulers(&rt.db, row.last_seen_at).await;
-        for other in others.unwrap_or_default() {
+        let others = match heartbeats::alive_schedulers(&rt.db, row.last_seen_at).await {
+            Ok(others) => others,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the other schedulers' heartbeats");
+                Vec::new()
+            }
+        };
+        for other in others {
             if other.schedule_hash != row.schedule_hash {
                 tracing::warn!(
                     other = %format!("{}:{}", other.host, other.pid),
@@ -402,7 +423,12 @@ async fn heartbeat(rt: Runtime, schedules: watch::Receiver<Arc<Schedule>>, stop:
     row.status = "stopped".into();
     row.last_seen_at = rt.clock.now();
     if let Err(e) = heartbeats::beat_scheduler(&rt.db, &row).await {
-        tracing::warn!(error = %e, "cannot record the scheduler's stop; its heartbeat ages out");
+        rt.outages.write_failed(
+            Write::Heartbeat,
+            &row.id,
+            "record the scheduler's stop; its heartbeat ages out",
+            &e,
+        );
     }
 }
 
@@ -636,22 +662,63 @@ fn to_delta(d: Duration) -> TimeDelta {
 /// How often a buffered run checks whether the running one has finished (on the clock).
 const BUFFER_POLL: TimeDelta = TimeDelta::seconds(1);
 
+/// Reports a failed lease renewal of `entry`: an outage to [`Outages`](crate::outage::Outages),
+/// any failure (an error, or a lease found gone) to the failed-write count.
+fn renewal_failed(rt: &Runtime, entry: &str, what: &str, renewed: &crate::store::Result<bool>) {
+    rt.outages.observe(Dependency::Database, what, renewed);
+    match renewed {
+        Ok(true) => {}
+        Ok(false) => rt.outages.write_failed(
+            Write::Lease,
+            entry,
+            what,
+            &"the lease is no longer this run's (it expired and was taken over)",
+        ),
+        Err(e) => rt.outages.write_failed(Write::Lease, entry, what, e),
+    }
+}
+
+/// How a wait in the buffer seat ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Buffered {
+    /// The running one ended; this run holds the running-lock now.
+    Holds,
+    /// Another run already waits in the seat: this one is skipped.
+    SeatTaken,
+    /// The scheduler is stopping: it starts no new run.
+    Stopped,
+    /// The seat could not be taken: the database did not answer (the error).
+    Failed(String),
+}
+
 /// `overlap = "buffer-one"`: the run `id` found the entry busy. It takes the entry's single
 /// buffer slot (a second lease, `ENTRY#buffered`, held across processes like the first) and
-/// waits there until the running one ends, then holds the running-lock itself: true. When the
-/// slot is taken, a run is already waiting: false, and this one is skipped. A stop gives up
-/// the seat (false): a stopping scheduler finishes runs in hand, it starts no new one.
-async fn wait_in_buffer(rt: &Runtime, entry: &str, id: i64, firing: &Firing) -> bool {
+/// waits there until the running one ends, then holds the running-lock itself. When the slot
+/// is taken, a run is already waiting, and this one is skipped. A stop gives up the seat: a
+/// stopping scheduler finishes runs in hand, it starts no new one.
+async fn wait_in_buffer(rt: &Runtime, entry: &str, id: i64, firing: &Firing) -> Buffered {
     let (lease, stop) = (firing.lease, &firing.stop);
     let slot = format!("{entry}#buffered");
-    let seat = persist(rt, stop, "take the waiting seat", || {
-        let now = rt.clock.now();
-        schedule_leases::acquire(&rt.db, &slot, id, now, now + to_delta(lease), &[])
-    })
+    let seat = persist(
+        rt,
+        stop,
+        (Write::Lease, entry),
+        "take the waiting seat",
+        || {
+            let now = rt.clock.now();
+            schedule_leases::acquire(&rt.db, &slot, id, now, now + to_delta(lease), &[])
+        },
+    )
     .await;
     match seat {
         Some(Acquired::Free) | Some(Acquired::TookOver(_)) => {}
-        Some(Acquired::Held) | None => return false,
+        Some(Acquired::Held) => return Buffered::SeatTaken,
+        None if stop.is_stopped() => return Buffered::Stopped,
+        None => {
+            return Buffered::Failed(
+                "cannot take the waiting seat: the database did not answer".into(),
+            );
+        }
     }
     tracing::info!(
         entry,
@@ -664,43 +731,58 @@ async fn wait_in_buffer(rt: &Runtime, entry: &str, id: i64, firing: &Firing) -> 
             _ = stop.stopped() => {}
         }
         if stop.is_stopped() {
-            persist(rt, stop, "give up the waiting seat", || {
-                schedule_leases::release(&rt.db, &slot, id)
-            })
+            persist(
+                rt,
+                stop,
+                (Write::Lease, entry),
+                "give up the waiting seat",
+                || schedule_leases::release(&rt.db, &slot, id),
+            )
             .await;
-            return false;
+            return Buffered::Stopped;
         }
         let now = rt.clock.now();
         let renewed = schedule_leases::renew(&rt.db, &slot, id, now + to_delta(lease)).await;
-        rt.outages
-            .observe(Dependency::Database, "renew the waiting seat", &renewed);
+        renewal_failed(rt, entry, "renew the waiting seat", &renewed);
         let live = firing.live();
         let taken =
             schedule_leases::acquire(&rt.db, entry, id, now, now + to_delta(lease), &live).await;
         match taken {
             Ok(Acquired::Held) => continue,
             Ok(Acquired::TookOver(dead)) => {
-                persist(rt, stop, "record an abandoned run", || {
-                    schedule_runs::abandon(&rt.db, dead, ABANDONED, now)
-                })
+                persist(
+                    rt,
+                    stop,
+                    (Write::Run, entry),
+                    "record an abandoned run",
+                    || schedule_runs::abandon(&rt.db, dead, ABANDONED, now),
+                )
                 .await;
             }
             Ok(Acquired::Free) => {}
             Err(e) => {
                 rt.outages
-                    .went_away(Dependency::Database, "take the running-lock", &e);
+                    .observe::<(), _>(Dependency::Database, "take the running-lock", &Err(e));
                 continue;
             }
         }
-        persist(rt, stop, "give up the waiting seat", || {
-            schedule_leases::release(&rt.db, &slot, id)
-        })
+        persist(
+            rt,
+            stop,
+            (Write::Lease, entry),
+            "give up the waiting seat",
+            || schedule_leases::release(&rt.db, &slot, id),
+        )
         .await;
-        persist(rt, stop, "record a buffered run's start", || {
-            schedule_runs::mark_started(&rt.db, id, now)
-        })
+        persist(
+            rt,
+            stop,
+            (Write::Run, entry),
+            "record a buffered run's start",
+            || schedule_runs::mark_started(&rt.db, id, now),
+        )
         .await;
-        return true;
+        return Buffered::Holds;
     }
 }
 
@@ -746,39 +828,63 @@ async fn run_claimed(rt: &Runtime, entry: &Entry, due: DateTime<Utc>, id: i64, f
     let (lease, stop) = (firing.lease, &firing.stop);
     let leased = entry.overlap != Overlap::Allow;
     let finish = |outcome: Outcome, error: Option<String>| async move {
-        persist(rt, stop, "record a run's outcome", || {
-            schedule_runs::finish(&rt.db, id, outcome, error.as_deref(), rt.clock.now())
-        })
+        persist(
+            rt,
+            stop,
+            (Write::Run, &entry.name),
+            "record a run's outcome",
+            || schedule_runs::finish(&rt.db, id, outcome, error.as_deref(), rt.clock.now()),
+        )
         .await;
     };
     if leased {
         firing.set_live(id, true);
         let live = firing.live();
-        let acquired = persist(rt, stop, "take the running-lock", || {
-            let now = rt.clock.now();
-            schedule_leases::acquire(&rt.db, &entry.name, id, now, now + to_delta(lease), &live)
-        })
+        let acquired = persist(
+            rt,
+            stop,
+            (Write::Lease, &entry.name),
+            "take the running-lock",
+            || {
+                let now = rt.clock.now();
+                schedule_leases::acquire(&rt.db, &entry.name, id, now, now + to_delta(lease), &live)
+            },
+        )
         .await;
         match acquired {
             Some(Acquired::Free) => {}
             Some(Acquired::TookOver(dead)) => {
                 tracing::warn!(entry = %entry.name, abandoned_run = dead, "took over an expired lease: its run is recorded as failed");
-                persist(rt, stop, "record an abandoned run", || {
-                    schedule_runs::abandon(&rt.db, dead, ABANDONED, rt.clock.now())
-                })
+                persist(
+                    rt,
+                    stop,
+                    (Write::Run, &entry.name),
+                    "record an abandoned run",
+                    || schedule_runs::abandon(&rt.db, dead, ABANDONED, rt.clock.now()),
+                )
                 .await;
             }
             Some(Acquired::Held) => {
-                let buffered = entry.overlap == Overlap::BufferOne
-                    && wait_in_buffer(rt, &entry.name, id, firing).await;
-                if !buffered {
-                    finish(
-                        Outcome::SkippedOverlap,
-                        Some("the previous run was still going".into()),
-                    )
-                    .await;
-                    tracing::info!(entry = %entry.name, due = %due, outcome = "skipped_overlap", "skipped");
-                    return;
+                let buffered = if entry.overlap == Overlap::BufferOne {
+                    wait_in_buffer(rt, &entry.name, id, firing).await
+                } else {
+                    Buffered::SeatTaken
+                };
+                match buffered {
+                    Buffered::Holds => {}
+                    Buffered::SeatTaken | Buffered::Stopped => {
+                        finish(
+                            Outcome::SkippedOverlap,
+                            Some("the previous run was still going".into()),
+                        )
+                        .await;
+                        tracing::info!(entry = %entry.name, due = %due, outcome = "skipped_overlap", "skipped");
+                        return;
+                    }
+                    Buffered::Failed(error) => {
+                        finish(Outcome::Failed, Some(error)).await;
+                        return;
+                    }
                 }
             }
             None => {
@@ -812,8 +918,7 @@ async fn run_claimed(rt: &Runtime, entry: &Entry, due: DateTime<Utc>, id: i64, f
                     .await;
                 let until = rt.clock.now() + to_delta(lease);
                 let renewed = schedule_leases::renew(&rt.db, &entry.name, id, until).await;
-                rt.outages
-                    .observe(Dependency::Database, "renew the running-lock", &renewed);
+                renewal_failed(rt, &entry.name, "renew the running-lock", &renewed);
             }
         };
         tokio::select! {
@@ -824,9 +929,13 @@ async fn run_claimed(rt: &Runtime, entry: &Entry, due: DateTime<Utc>, id: i64, f
         work.await
     };
     if leased {
-        persist(rt, stop, "release the running-lock", || {
-            schedule_leases::release(&rt.db, &entry.name, id)
-        })
+        persist(
+            rt,
+            stop,
+            (Write::Lease, &entry.name),
+            "release the running-lock",
+            || schedule_leases::release(&rt.db, &entry.name, id),
+        )
         .await;
     }
     let finished = rt.clock.now();

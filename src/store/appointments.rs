@@ -2,13 +2,10 @@
 //! that gets its email sent. The `reminder_sent_at IS NULL` guard makes the mark happen once
 //! however many runs race for it.
 
+use super::outbox::{self, NewMessage};
+use super::{Db, Result, Row};
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sqlx::Row;
-
-use super::outbox::{self, NewMessage};
-use super::{Db, Result};
-use crate::{on_pool, on_tx};
 
 /// An appointment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,12 +26,7 @@ pub struct Appointment {
 
 const COLUMNS: &str = "id, tenant_id, customer_name, customer_email, starts_at, reminder_sent_at";
 
-fn decode<R: Row>(r: &R) -> std::result::Result<Appointment, sqlx::Error>
-where
-    usize: sqlx::ColumnIndex<R>,
-    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
+fn decode(r: &Row) -> Result<Appointment> {
     Ok(Appointment {
         id: r.try_get(0)?,
         tenant_id: r.try_get(1)?,
@@ -42,7 +34,7 @@ where
         customer_email: r.try_get(3)?,
         starts_at: DateTime::from_timestamp(r.try_get(4)?, 0).unwrap_or_default(),
         reminder_sent_at: r
-            .try_get::<Option<i64>, _>(5)?
+            .try_get::<Option<i64>>(5)?
             .and_then(|t| DateTime::from_timestamp(t, 0)),
     })
 }
@@ -62,40 +54,38 @@ pub async fn unreminded(
     } else {
         ""
     };
-    let q = db
-        .sql(&format!(
+    let mut query = db
+        .query(format!(
             "SELECT {COLUMNS} FROM appointments WHERE reminder_sent_at IS NULL \
              AND starts_at >= ? AND starts_at < ? AND id > ?{scope} ORDER BY id LIMIT ?"
         ))
-        .into_owned();
-    let rows = on_pool!(db, p => {
-        let mut query = sqlx::query(&q)
-            .bind(from.timestamp())
-            .bind(to.timestamp())
-            .bind(after);
-        if let Some(t) = tenant {
-            query = query.bind(t);
-        }
-        let rows = query.bind(limit).fetch_all(p).await?;
-        rows.iter().map(decode).collect::<std::result::Result<Vec<_>, _>>()?
-    });
-    Ok(rows)
+        .bind(from.timestamp())
+        .bind(to.timestamp())
+        .bind(after);
+    if let Some(t) = tenant {
+        query = query.bind(t);
+    }
+    query
+        .bind(limit)
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(decode)
+        .collect()
 }
 
 /// Marks `a` reminded at `now` and writes its `AppointmentReminderDue` outbox row, in one
 /// transaction. False when it was already reminded: nothing changed.
 pub async fn mark_reminded(db: &Db, a: &Appointment, now: DateTime<Utc>) -> Result<bool> {
     let mut tx = db.begin().await?;
-    let q = tx
-        .sql("UPDATE appointments SET reminder_sent_at = ? WHERE id = ? AND reminder_sent_at IS NULL")
-        .into_owned();
-    let n = on_tx!(&mut tx, t => sqlx::query(&q)
+    let n = tx
+        .query("UPDATE appointments SET reminder_sent_at = ? WHERE id = ? AND reminder_sent_at IS NULL")
         .bind(now.timestamp())
         .bind(a.id)
-        .execute(&mut **t)
-        .await?
-        .rows_affected());
+        .execute(&mut tx)
+        .await?;
     if n == 0 {
+        // Already reminded: the transaction rolls back as it drops, having changed nothing.
         return Ok(false);
     }
     let event = NewMessage {
@@ -117,12 +107,11 @@ pub async fn mark_reminded(db: &Db, a: &Appointment, now: DateTime<Utc>) -> Resu
 
 /// One appointment.
 pub async fn find(db: &Db, id: i64) -> Result<Option<Appointment>> {
-    let q = db
-        .sql(&format!("SELECT {COLUMNS} FROM appointments WHERE id = ?"))
-        .into_owned();
-    let a = on_pool!(db, p => match sqlx::query(&q).bind(id).fetch_optional(p).await? {
-        Some(r) => Some(decode(&r)?),
-        None => None,
-    });
-    Ok(a)
+    db.query(format!("SELECT {COLUMNS} FROM appointments WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .as_ref()
+        .map(decode)
+        .transpose()
 }

@@ -7,13 +7,10 @@
 //! caller whose update finished it gets `true` and enqueues the batch's `then` job, so that
 //! job is enqueued exactly once.
 
+use super::{Db, Result, Row, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::Row;
-
-use super::{Backend, Db, Result};
-use crate::on_pool;
 
 /// One batch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -70,61 +67,79 @@ pub async fn create(
 ) -> Result<String> {
     let id = uuid::Uuid::now_v7().to_string();
     let options = serde_json::json!({ "then": then }).to_string();
-    let q = db.sql(
+    db.query(
         "INSERT INTO job_batches (id, name, total_jobs, pending_jobs, failed_jobs, failed_job_ids, options, cancelled_at, created_at, finished_at, dispatching) \
          VALUES (?, ?, 0, 0, 0, '', ?, NULL, ?, NULL, 1)",
-    );
-    on_pool!(db, p => sqlx::query(&q).bind(&id).bind(name).bind(&options).bind(now.timestamp()).execute(p).await?.rows_affected());
+    )
+    .bind(&id)
+    .bind(name)
+    .bind(&options)
+    .bind(now.timestamp())
+    .execute(db)
+    .await?;
     Ok(id)
 }
 
 /// Counts `n` jobs in (before they are enqueued); a negative `n` counts duplicates out.
 pub async fn add_jobs(db: &Db, id: &str, n: i64) -> Result<()> {
-    let q = db.sql("UPDATE job_batches SET total_jobs = total_jobs + ?, pending_jobs = pending_jobs + ? WHERE id = ?");
-    on_pool!(db, p => sqlx::query(&q).bind(n).bind(n).bind(id).execute(p).await?.rows_affected());
+    db.query("UPDATE job_batches SET total_jobs = total_jobs + ?, pending_jobs = pending_jobs + ? WHERE id = ?")
+        .bind(n)
+        .bind(n)
+        .bind(id)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
 /// Marks the fan-out done; true if this finished the batch.
 pub async fn seal(db: &Db, id: &str, now: DateTime<Utc>) -> Result<bool> {
-    let q = db.sql("UPDATE job_batches SET dispatching = 0 WHERE id = ?");
-    on_pool!(db, p => sqlx::query(&q).bind(id).execute(p).await?.rows_affected());
+    db.query("UPDATE job_batches SET dispatching = 0 WHERE id = ?")
+        .bind(id)
+        .execute(db)
+        .await?;
     try_finish(db, id, now).await
 }
 
 /// One job succeeded; true if this finished the batch.
 pub async fn job_succeeded(db: &Db, id: &str, now: DateTime<Utc>) -> Result<bool> {
-    let q = db.sql("UPDATE job_batches SET pending_jobs = pending_jobs - 1 WHERE id = ?");
-    on_pool!(db, p => sqlx::query(&q).bind(id).execute(p).await?.rows_affected());
+    db.query("UPDATE job_batches SET pending_jobs = pending_jobs - 1 WHERE id = ?")
+        .bind(id)
+        .execute(db)
+        .await?;
     try_finish(db, id, now).await
 }
 
 /// One job failed for good; true if this finished the batch.
 pub async fn job_failed(db: &Db, id: &str, job_uuid: &str, now: DateTime<Utc>) -> Result<bool> {
-    let append = match db.backend() {
-        Backend::MySql => "CONCAT(failed_job_ids, ?)",
-        Backend::Sqlite | Backend::Postgres => "failed_job_ids || ?",
-    };
-    let q = db.sql(&format!(
+    let append = db.backend().concat("failed_job_ids", "?");
+    db.query(format!(
         "UPDATE job_batches SET failed_jobs = failed_jobs + 1, failed_job_ids = {append} WHERE id = ?"
-    )).into_owned();
-    let item = format!("{job_uuid},");
-    on_pool!(db, p => sqlx::query(&q).bind(&item).bind(id).execute(p).await?.rows_affected());
+    ))
+    .bind(format!("{job_uuid},"))
+    .bind(id)
+    .execute(db)
+    .await?;
     try_finish(db, id, now).await
 }
 
 async fn try_finish(db: &Db, id: &str, now: DateTime<Utc>) -> Result<bool> {
-    let q = db.sql(
-        "UPDATE job_batches SET finished_at = ? WHERE id = ? AND finished_at IS NULL AND dispatching = 0 AND pending_jobs <= failed_jobs",
-    );
-    let n = on_pool!(db, p => sqlx::query(&q).bind(now.timestamp()).bind(id).execute(p).await?.rows_affected());
+    let n = db
+        .query("UPDATE job_batches SET finished_at = ? WHERE id = ? AND finished_at IS NULL AND dispatching = 0 AND pending_jobs <= failed_jobs")
+        .bind(now.timestamp())
+        .bind(id)
+        .execute(db)
+        .await?;
     Ok(n == 1)
 }
 
 /// Cancels a batch: its remaining jobs are skipped. False if there is no such batch.
 pub async fn cancel(db: &Db, id: &str, now: DateTime<Utc>) -> Result<bool> {
-    let q = db.sql("UPDATE job_batches SET cancelled_at = ? WHERE id = ? AND cancelled_at IS NULL");
-    let n = on_pool!(db, p => sqlx::query(&q).bind(now.timestamp()).bind(id).execute(p).await?.rows_affected());
+    let n = db
+        .query("UPDATE job_batches SET cancelled_at = ? WHERE id = ? AND cancelled_at IS NULL")
+        .bind(now.timestamp())
+        .bind(id)
+        .execute(db)
+        .await?;
     Ok(n == 1
         || find(db, id)
             .await?
@@ -133,58 +148,57 @@ pub async fn cancel(db: &Db, id: &str, now: DateTime<Utc>) -> Result<bool> {
 
 const COLUMNS: &str = "id, name, total_jobs, pending_jobs, failed_jobs, failed_job_ids, options, cancelled_at, created_at, finished_at, dispatching";
 
-macro_rules! batch_from_row {
-    ($r:expr) => {{
-        let r = $r;
-        let ids: String = r.try_get(5)?;
-        let options: Option<String> = r.try_get(6)?;
-        Batch {
-            id: r.try_get(0)?,
-            name: r.try_get(1)?,
-            total_jobs: r.try_get(2)?,
-            pending_jobs: r.try_get(3)?,
-            failed_jobs: r.try_get(4)?,
-            failed_job_ids: ids
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
-            options: options
-                .and_then(|o| serde_json::from_str(&o).ok())
-                .unwrap_or(Value::Null),
-            cancelled_at: ts(r.try_get(7)?),
-            created_at: ts(Some(r.try_get(8)?)).unwrap_or_default(),
-            finished_at: ts(r.try_get(9)?),
-            dispatching: r.try_get::<i64, _>(10)? != 0,
-        }
-    }};
+fn from_row(r: &Row) -> Result<Batch> {
+    let id: String = r.try_get(0)?;
+    let ids: String = r.try_get(5)?;
+    // A batch whose options do not parse would lose its `then` job without a word: say so.
+    let options = match r.try_get::<Option<String>>(6)? {
+        Some(o) => serde_json::from_str(&o).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "batch {id}: its options (with its `then` job) are not valid JSON: {e}"
+            ))
+        })?,
+        None => Value::Null,
+    };
+    Ok(Batch {
+        name: r.try_get(1)?,
+        total_jobs: r.try_get(2)?,
+        pending_jobs: r.try_get(3)?,
+        failed_jobs: r.try_get(4)?,
+        failed_job_ids: ids
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        options,
+        cancelled_at: ts(r.try_get(7)?),
+        created_at: ts(Some(r.try_get(8)?)).unwrap_or_default(),
+        finished_at: ts(r.try_get(9)?),
+        dispatching: r.try_get::<i64>(10)? != 0,
+        id,
+    })
 }
 
 /// One batch by id.
 pub async fn find(db: &Db, id: &str) -> Result<Option<Batch>> {
-    let q = db
-        .sql(&format!("SELECT {COLUMNS} FROM job_batches WHERE id = ?"))
-        .into_owned();
-    let b = on_pool!(db, p => match sqlx::query(&q).bind(id).fetch_optional(p).await? {
-        Some(r) => Some(batch_from_row!(&r)),
-        None => None,
-    });
-    Ok(b)
+    db.query(format!("SELECT {COLUMNS} FROM job_batches WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }
 
 /// The newest `limit` batches.
 pub async fn list(db: &Db, limit: i64) -> Result<Vec<Batch>> {
-    let q = db
-        .sql(&format!(
-            "SELECT {COLUMNS} FROM job_batches ORDER BY created_at DESC, id DESC LIMIT ?"
-        ))
-        .into_owned();
-    let rows = on_pool!(db, p => {
-        let mut out = Vec::new();
-        for r in sqlx::query(&q).bind(limit).fetch_all(p).await? {
-            out.push(batch_from_row!(&r));
-        }
-        out
-    });
-    Ok(rows)
+    db.query(format!(
+        "SELECT {COLUMNS} FROM job_batches ORDER BY created_at DESC, id DESC LIMIT ?"
+    ))
+    .bind(limit)
+    .fetch_all(db)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
 }

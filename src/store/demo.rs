@@ -10,8 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::{Backend, Db, Result, value_groups};
-use crate::on_pool;
+use super::{Db, Result, value_groups};
 
 /// How much to make.
 #[derive(Debug, Clone)]
@@ -86,29 +85,7 @@ const ZONES: [&str; 6] = [
 const KINDS: [&str; 4] = ["view", "click", "add_to_cart", "share"];
 
 /// One value of a row to insert.
-#[derive(Debug, Clone)]
-pub enum Cell {
-    /// An integer.
-    Int(i64),
-    /// Text.
-    Text(String),
-    /// NULL.
-    Null,
-}
-
-macro_rules! bind_cells {
-    ($query:expr, $cells:expr) => {{
-        let mut q = $query;
-        for cell in $cells {
-            q = match cell {
-                Cell::Int(v) => q.bind(*v),
-                Cell::Text(v) => q.bind(v.as_str()),
-                Cell::Null => q.bind(Option::<i64>::None),
-            };
-        }
-        q
-    }};
-}
+pub use super::sql::Value as Cell;
 
 /// A table the seed writes, with the columns its rows give, in order.
 #[derive(Debug, Clone, Copy)]
@@ -215,35 +192,30 @@ pub const PLANS_TABLE: Table = Table {
 pub async fn insert_rows(db: &Db, table: &Table, rows: &[Vec<Cell>]) -> Result<()> {
     let (columns, table) = (table.columns, table.name);
     for part in rows.chunks(500) {
-        let q = db
-            .sql(&format!(
-                "INSERT INTO {table} ({}) VALUES {}",
-                columns.join(", "),
-                value_groups(part.len(), columns.len())
-            ))
-            .into_owned();
-        on_pool!(db, p => {
-            let query = bind_cells!(sqlx::query(&q), part.iter().flatten());
-            query.execute(p).await?.rows_affected()
-        });
+        db.query(format!(
+            "INSERT INTO {table} ({}) VALUES {}",
+            columns.join(", "),
+            value_groups(part.len(), columns.len())
+        ))
+        .bind_values(part.iter().flatten())
+        .execute(db)
+        .await?;
     }
     Ok(())
 }
 
 /// The largest id in `table`, 0 when empty.
 pub async fn max_id(db: &Db, table: &str) -> Result<i64> {
-    let q = format!("SELECT COALESCE(MAX(id), 0) FROM {table}");
-    let n: i64 = on_pool!(db, p => sqlx::query_scalar(&q).fetch_one(p).await?);
-    Ok(n)
+    db.query(format!("SELECT COALESCE(MAX(id), 0) FROM {table}"))
+        .scalar(db)
+        .await
 }
 
-/// Moves PostgreSQL's id sequence of `table` past its largest id (explicit ids do not).
+/// Moves `table`'s id sequence past its largest id where the database keeps one apart from
+/// the table (PostgreSQL: explicit ids do not move it).
 pub async fn sync_sequence(db: &Db, table: &str) -> Result<()> {
-    if let Db::Postgres(p) = db {
-        let q = format!(
-            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST((SELECT MAX(id) FROM {table}), 1))"
-        );
-        sqlx::query(&q).execute(p).await?;
+    if let Some(q) = db.backend().sync_sequence(table) {
+        db.query(q).execute(db).await?;
     }
     Ok(())
 }
@@ -252,9 +224,8 @@ pub async fn sync_sequence(db: &Db, table: &str) -> Result<()> {
 pub async fn ensure_plans(db: &Db) -> Result<Vec<i64>> {
     let mut ids = Vec::new();
     for (name, products, staff, storage) in PLANS {
-        let find = db.sql("SELECT id FROM plans WHERE name = ?");
-        let existing: Option<i64> =
-            on_pool!(db, p => sqlx::query_scalar(&find).bind(name).fetch_optional(p).await?);
+        let find = || db.query("SELECT id FROM plans WHERE name = ?").bind(name);
+        let existing: Option<i64> = find().scalar_optional(db).await?;
         let id = match existing {
             Some(id) => id,
             None => {
@@ -269,7 +240,7 @@ pub async fn ensure_plans(db: &Db) -> Result<Vec<i64>> {
                     ]],
                 )
                 .await?;
-                on_pool!(db, p => sqlx::query_scalar(&find).bind(name).fetch_one(p).await?)
+                find().scalar(db).await?
             }
         };
         ids.push(id);
@@ -435,55 +406,47 @@ pub async fn seed(
         done += n;
         progress(done);
     }
-    if db.backend() == Backend::Postgres {
-        for table in [
-            "tenants",
-            "products",
-            "orders",
-            "order_items",
-            "appointments",
-            "interactions",
-        ] {
-            sync_sequence(db, table).await?;
-        }
+    for table in [
+        "tenants",
+        "products",
+        "orders",
+        "order_items",
+        "appointments",
+        "interactions",
+    ] {
+        sync_sequence(db, table).await?;
     }
     Ok(report)
 }
 
 /// Sum of `stock_quantity` over every product (tests and the demo check stock restores).
 pub async fn total_stock(db: &Db) -> Result<i64> {
-    let q = match db.backend() {
-        Backend::MySql => "SELECT CAST(COALESCE(SUM(stock_quantity), 0) AS SIGNED) FROM products",
-        _ => "SELECT CAST(COALESCE(SUM(stock_quantity), 0) AS BIGINT) FROM products",
-    };
-    let n: i64 = on_pool!(db, p => sqlx::query_scalar(q).fetch_one(p).await?);
-    Ok(n)
+    let sum = db.backend().cast_int("COALESCE(SUM(stock_quantity), 0)");
+    db.query(format!("SELECT {sum} FROM products"))
+        .scalar(db)
+        .await
 }
 
 /// How many rows `table` has.
 pub async fn row_count(db: &Db, table: &str) -> Result<i64> {
-    let q = format!("SELECT COUNT(*) FROM {table}");
-    let n: i64 = on_pool!(db, p => sqlx::query_scalar(&q).fetch_one(p).await?);
-    Ok(n)
+    db.query(format!("SELECT COUNT(*) FROM {table}"))
+        .scalar(db)
+        .await
 }
 
 /// Empties `tables` (for benchmarks that checked they were empty before).
 pub async fn empty(db: &Db, tables: &[&str]) -> Result<()> {
     for table in tables {
-        let q = match db.backend() {
-            Backend::Sqlite => format!("DELETE FROM {table}"),
-            _ => format!("TRUNCATE TABLE {table}"),
-        };
-        on_pool!(db, p => sqlx::query(&q).execute(p).await?.rows_affected());
+        db.query(db.backend().truncate(table)).execute(db).await?;
     }
     Ok(())
 }
 
 /// Refreshes the planner statistics of `tables` after a bulk load (PostgreSQL; others no-op).
 pub async fn analyze(db: &Db, tables: &[&str]) -> Result<()> {
-    if let Db::Postgres(p) = db {
-        for table in tables {
-            sqlx::query(&format!("ANALYZE {table}")).execute(p).await?;
+    for table in tables {
+        if let Some(q) = db.backend().analyze(table) {
+            db.query(q).execute(db).await?;
         }
     }
     Ok(())

@@ -1,12 +1,9 @@
 //! `failed_jobs`, with Laravel's columns, so `SELECT COUNT(*) FROM failed_jobs WHERE failed_at
 //! > …` monitoring keeps working.
 
+use super::{Db, Result, Row};
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use serde::Serialize;
-use sqlx::Row;
-
-use super::{Db, Result};
-use crate::on_pool;
 
 /// One row of `failed_jobs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,41 +42,34 @@ pub struct NewFailure<'a> {
 /// Records a failure at `now`. A row with the same uuid (a job that failed, was retried and
 /// failed again, or a retry of a crash) is replaced, so a job has at most one row.
 pub async fn insert(db: &Db, failure: &NewFailure<'_>, now: DateTime<Utc>) -> Result<()> {
-    let delete = db.sql("DELETE FROM failed_jobs WHERE uuid = ?");
-    let insert = db.sql(
-        "INSERT INTO failed_jobs (uuid, connection, queue, payload, exception, failed_at) VALUES (?, ?, ?, ?, ?, ?)",
-    );
     // Whole seconds, as Laravel's TIMESTAMP column holds them, on every database.
     let at = now
         .naive_utc()
         .with_nanosecond(0)
         .unwrap_or(now.naive_utc());
-    on_pool!(db, p => {
-        let mut tx = p.begin().await?;
-        sqlx::query(&delete).bind(failure.uuid).execute(&mut *tx).await?;
-        sqlx::query(&insert)
-            .bind(failure.uuid)
-            .bind(failure.connection)
-            .bind(failure.queue)
-            .bind(failure.payload)
-            .bind(failure.exception)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-    });
+    let mut tx = db.begin().await?;
+    tx.query("DELETE FROM failed_jobs WHERE uuid = ?")
+        .bind(failure.uuid)
+        .execute(&mut tx)
+        .await?;
+    tx.query(
+        "INSERT INTO failed_jobs (uuid, connection, queue, payload, exception, failed_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(failure.uuid)
+    .bind(failure.connection)
+    .bind(failure.queue)
+    .bind(failure.payload)
+    .bind(failure.exception)
+    .bind(at)
+    .execute(&mut tx)
+    .await?;
+    tx.commit().await?;
     Ok(())
 }
 
 const COLUMNS: &str = "id, uuid, connection, queue, payload, exception, failed_at";
 
-fn from_row<R: Row>(r: &R) -> std::result::Result<FailedJob, sqlx::Error>
-where
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> NaiveDateTime: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    usize: sqlx::ColumnIndex<R>,
-{
+fn from_row(r: &Row) -> Result<FailedJob> {
     Ok(FailedJob {
         id: r.try_get(0)?,
         uuid: r.try_get(1)?,
@@ -87,47 +77,62 @@ where
         queue: r.try_get(3)?,
         payload: r.try_get(4)?,
         exception: r.try_get(5)?,
-        failed_at: r.try_get::<NaiveDateTime, _>(6)?.and_utc(),
+        failed_at: r.try_get::<NaiveDateTime>(6)?.and_utc(),
     })
 }
 
 /// Every failed job, newest first.
 pub async fn list(db: &Db) -> Result<Vec<FailedJob>> {
-    let q = format!("SELECT {COLUMNS} FROM failed_jobs ORDER BY id DESC");
-    let rows = on_pool!(db, p => sqlx::query(&q).fetch_all(p).await?.iter().map(from_row).collect::<std::result::Result<Vec<_>, _>>()?);
-    Ok(rows)
+    db.query(format!(
+        "SELECT {COLUMNS} FROM failed_jobs ORDER BY id DESC"
+    ))
+    .fetch_all(db)
+    .await?
+    .iter()
+    .map(from_row)
+    .collect()
 }
 
 /// One failed job by row id or uuid.
 pub async fn find(db: &Db, id_or_uuid: &str) -> Result<Option<FailedJob>> {
-    let id: i64 = id_or_uuid.parse().unwrap_or(-1);
-    let q = db
-        .sql(&format!(
-            "SELECT {COLUMNS} FROM failed_jobs WHERE id = ? OR uuid = ?"
-        ))
-        .into_owned();
-    let row = on_pool!(db, p => sqlx::query(&q).bind(id).bind(id_or_uuid).fetch_optional(p).await?.as_ref().map(from_row).transpose()?);
-    Ok(row)
+    let query = match id_or_uuid.parse::<i64>() {
+        Ok(id) => db
+            .query(format!(
+                "SELECT {COLUMNS} FROM failed_jobs WHERE id = ? OR uuid = ?"
+            ))
+            .bind(id),
+        Err(_) => db.query(format!("SELECT {COLUMNS} FROM failed_jobs WHERE uuid = ?")),
+    };
+    query
+        .bind(id_or_uuid)
+        .fetch_optional(db)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }
 
 /// Deletes one failed job by row id; true if it existed.
 pub async fn delete(db: &Db, id: i64) -> Result<bool> {
-    let q = db.sql("DELETE FROM failed_jobs WHERE id = ?");
-    let n = on_pool!(db, p => sqlx::query(&q).bind(id).execute(p).await?.rows_affected());
+    let n = db
+        .query("DELETE FROM failed_jobs WHERE id = ?")
+        .bind(id)
+        .execute(db)
+        .await?;
     Ok(n > 0)
 }
 
 /// Deletes every failed job; how many.
 pub async fn flush(db: &Db) -> Result<u64> {
-    let n =
-        on_pool!(db, p => sqlx::query("DELETE FROM failed_jobs").execute(p).await?.rows_affected());
-    Ok(n)
+    db.query("DELETE FROM failed_jobs").execute(db).await
 }
 
 /// How many failed at or after `since`.
 pub async fn count_since(db: &Db, since: DateTime<Utc>) -> Result<u64> {
-    let q = db.sql("SELECT COUNT(*) FROM failed_jobs WHERE failed_at >= ?");
-    let n: i64 =
-        on_pool!(db, p => sqlx::query(&q).bind(since.naive_utc()).fetch_one(p).await?.try_get(0)?);
+    let n: i64 = db
+        .query("SELECT COUNT(*) FROM failed_jobs WHERE failed_at >= ?")
+        .bind(since.naive_utc())
+        .scalar(db)
+        .await?;
     Ok(n as u64)
 }

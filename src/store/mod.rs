@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod appointments;
 pub mod batches;
 pub mod demo;
+pub mod dialect;
 pub mod failed_jobs;
 pub mod heartbeats;
 pub mod orders;
@@ -17,7 +18,10 @@ pub mod prune;
 pub mod schedule_leases;
 pub mod schedule_runs;
 pub mod skew;
+pub mod sql;
 pub mod tenants;
+
+pub use sql::{On, Query, Row, in_list, value_groups};
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -60,19 +64,6 @@ pub enum Db {
     MySql(MySqlPool),
 }
 
-/// Runs the same code against whichever pool `db` holds. The body sees `$pool` as the
-/// concrete pool type, so sqlx's generic query API works unchanged on all three.
-#[macro_export]
-macro_rules! on_pool {
-    ($db:expr, $pool:ident => $body:expr) => {
-        match $db {
-            $crate::store::Db::Sqlite($pool) => $body,
-            $crate::store::Db::Postgres($pool) => $body,
-            $crate::store::Db::MySql($pool) => $body,
-        }
-    };
-}
-
 /// A transaction on one of the three databases: domain writes and their outbox rows commit
 /// together through it. Dropped without [`Tx::commit`], it rolls back.
 #[derive(Debug)]
@@ -85,19 +76,6 @@ pub enum Tx {
     MySql(sqlx::Transaction<'static, sqlx::MySql>),
 }
 
-/// Runs the same code inside whichever transaction `tx` holds; the body sees `$c` as
-/// `&mut Transaction<DB>`, so `&mut **$c` is an executor.
-#[macro_export]
-macro_rules! on_tx {
-    ($tx:expr, $c:ident => $body:expr) => {
-        match $tx {
-            $crate::store::Tx::Sqlite($c) => $body,
-            $crate::store::Tx::Postgres($c) => $body,
-            $crate::store::Tx::MySql($c) => $body,
-        }
-    };
-}
-
 impl Tx {
     /// Which database this is.
     pub fn backend(&self) -> Backend {
@@ -108,14 +86,18 @@ impl Tx {
         }
     }
 
-    /// `?` placeholders rewritten for this database, as [`Db::sql`].
-    pub fn sql<'a>(&self, query: &'a str) -> Cow<'a, str> {
-        placeholders(self.backend(), query)
+    /// `sql`, written with `?` placeholders, as a statement to run in this transaction.
+    pub fn query<'q>(&self, sql: impl Into<Cow<'q, str>>) -> Query<'q> {
+        Query::new(self.backend(), sql)
     }
 
     /// Commits.
     pub async fn commit(self) -> Result<()> {
-        on_tx!(self, t => t.commit().await?);
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+            Tx::MySql(t) => t.commit().await?,
+        }
         Ok(())
     }
 }
@@ -129,6 +111,9 @@ pub enum StoreError {
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value cannot be read back (what, and why).
+    #[error("{0}")]
+    Corrupt(String),
     /// A piece of concurrent store work died.
     #[error("{0}")]
     Internal(String),
@@ -228,9 +213,10 @@ impl Db {
         Ok(total.saturating_sub(applied))
     }
 
-    /// Rewrites `?` placeholders into `$1, $2, …` on PostgreSQL; SQL is written once with `?`.
-    pub fn sql<'a>(&self, query: &'a str) -> Cow<'a, str> {
-        placeholders(self.backend(), query)
+    /// `sql`, written with `?` placeholders (numbered `$1, $2, …` for PostgreSQL), as a
+    /// statement to run on this database.
+    pub fn query<'q>(&self, sql: impl Into<Cow<'q, str>>) -> Query<'q> {
+        Query::new(self.backend(), sql)
     }
 
     /// Begins a transaction.
@@ -244,13 +230,17 @@ impl Db {
 
     /// One round trip that touches no table: is the database answering?
     pub async fn ping(&self) -> Result<()> {
-        on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await?.rows_affected());
+        self.query("SELECT 1").execute(self).await?;
         Ok(())
     }
 
     /// Closes the pool.
     pub async fn close(&self) {
-        on_pool!(self, p => p.close().await)
+        match self {
+            Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
+            Db::MySql(p) => p.close().await,
+        }
     }
 }
 
@@ -269,26 +259,7 @@ where
 
 /// Runs `attempt` again when the database reports a deadlock, a serialization failure or a
 /// busy SQLite file: those mean "try again", not "this is wrong".
-pub async fn retrying<T, F, Fut>(mut attempt: F) -> std::result::Result<T, sqlx::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = std::result::Result<T, sqlx::Error>>,
-{
-    let mut tries = 0u32;
-    loop {
-        match attempt().await {
-            Err(sqlx::Error::Database(e)) if tries < 20 && is_transient(e.code().as_deref()) => {
-                tries += 1;
-                tokio::task::yield_now().await;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// [`retrying`] for store operations: runs `attempt` again on a deadlock, a serialization
-/// failure or a busy SQLite file.
-pub async fn retrying_store<T, F, Fut>(mut attempt: F) -> Result<T>
+pub async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
@@ -312,56 +283,4 @@ fn is_transient(code: Option<&str>) -> bool {
         code,
         Some("40001" | "40P01" | "1213" | "1205" | "5" | "6" | "261" | "517")
     )
-}
-
-/// `?` → `$n` for PostgreSQL, skipping quoted text.
-pub fn placeholders(backend: Backend, query: &str) -> Cow<'_, str> {
-    if backend != Backend::Postgres || !query.contains('?') {
-        return Cow::Borrowed(query);
-    }
-    let mut out = String::with_capacity(query.len() + 16);
-    let mut n = 0;
-    let mut quoted = false;
-    for ch in query.chars() {
-        match ch {
-            '\'' => {
-                quoted = !quoted;
-                out.push(ch);
-            }
-            '?' if !quoted => {
-                n += 1;
-                out.push('$');
-                out.push_str(&n.to_string());
-            }
-            _ => out.push(ch),
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// A comma-separated list of `count` groups of `width` placeholders: `(?, ?), (?, ?)`.
-pub fn value_groups(count: usize, width: usize) -> String {
-    let group = format!("({})", vec!["?"; width].join(", "));
-    vec![group; count].join(", ")
-}
-
-/// `count` placeholders separated by commas, for `IN (…)`.
-pub fn in_list(count: usize) -> String {
-    vec!["?"; count].join(", ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_are_numbered_for_postgres_only() {
-        let q = "SELECT 1 FROM t WHERE a = ? AND b = '?' AND c = ?";
-        assert_eq!(placeholders(Backend::Sqlite, q), q);
-        assert_eq!(
-            placeholders(Backend::Postgres, q),
-            "SELECT 1 FROM t WHERE a = $1 AND b = '?' AND c = $2"
-        );
-        assert_eq!(value_groups(2, 3), "(?, ?, ?), (?, ?, ?)");
-    }
 }

@@ -5,13 +5,10 @@
 //! for one order, the second waits on the row lock and then updates nothing, so it never
 //! restores the stock a second time.
 
-use chrono::{DateTime, Utc};
-use serde_json::json;
-use sqlx::Row;
-
 use super::outbox::{self, NewMessage};
 use super::{Backend, Db, Result};
-use crate::{on_pool, on_tx};
+use chrono::{DateTime, Utc};
+use serde_json::json;
 
 /// A pending order found stale.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,35 +40,30 @@ pub async fn stale(
     } else {
         ""
     };
-    let q = db
-        .sql(&format!(
+    let (after_created, after_id) = after.unwrap_or((i64::MIN, i64::MIN));
+    let mut query = db
+        .query(format!(
             "SELECT id, tenant_id, customer_email, total_cents, created_at FROM orders \
              WHERE status = 'pending' AND created_at < ? AND (created_at > ? OR (created_at = ? AND id > ?)){scope} \
              ORDER BY created_at, id LIMIT ?"
         ))
-        .into_owned();
-    let (after_created, after_id) = after.unwrap_or((i64::MIN, i64::MIN));
-    let rows = on_pool!(db, p => {
-        let mut query = sqlx::query(&q)
-            .bind(cutoff.timestamp())
-            .bind(after_created)
-            .bind(after_created)
-            .bind(after_id);
-        if let Some(t) = tenant {
-            query = query.bind(t);
-        }
-        let mut out = Vec::new();
-        for r in query.bind(limit).fetch_all(p).await? {
-            out.push(StaleOrder {
-                id: r.try_get(0)?,
-                tenant_id: r.try_get(1)?,
-                customer_email: r.try_get(2)?,
-                total_cents: r.try_get(3)?,
-                created_at: r.try_get(4)?,
-            });
-        }
-        out
-    });
+        .bind(cutoff.timestamp())
+        .bind(after_created)
+        .bind(after_created)
+        .bind(after_id);
+    if let Some(t) = tenant {
+        query = query.bind(t);
+    }
+    let mut rows = Vec::new();
+    for r in query.bind(limit).fetch_all(db).await? {
+        rows.push(StaleOrder {
+            id: r.try_get(0)?,
+            tenant_id: r.try_get(1)?,
+            customer_email: r.try_get(2)?,
+            total_cents: r.try_get(3)?,
+            created_at: r.try_get(4)?,
+        });
+    }
     Ok(rows)
 }
 
@@ -82,22 +74,20 @@ pub async fn count_stale(db: &Db, cutoff: DateTime<Utc>, tenant: Option<i64>) ->
     } else {
         ""
     };
-    let q = db
-        .sql(&format!(
+    let mut query = db
+        .query(format!(
             "SELECT COUNT(*) FROM orders WHERE status = 'pending' AND created_at < ?{scope}"
         ))
-        .into_owned();
-    let n: i64 = on_pool!(db, p => {
-        let mut query = sqlx::query_scalar(&q).bind(cutoff.timestamp());
-        if let Some(t) = tenant {
-            query = query.bind(t);
-        }
-        query.fetch_one(p).await?
-    });
+        .bind(cutoff.timestamp());
+    if let Some(t) = tenant {
+        query = query.bind(t);
+    }
+    let n: i64 = query.scalar(db).await?;
     Ok(n as u64)
 }
 
-/// The whole release as one statement on PostgreSQL: one round trip instead of six, and a
+/// The whole release as one statement on PostgreSQL (its one statement of its own, see
+/// `dialect.rs`): one round trip instead of six, and a
 /// single statement is its own transaction. Data-modifying CTEs all run to completion; when the
 /// guarded update finds the order no longer pending, every later step sees no rows.
 const RELEASE_POSTGRES: &str = "\
@@ -129,55 +119,48 @@ SELECT COUNT(*) FROM m";
 /// `OrderCancelled` outbox row, in one transaction. Returns false when the order was no
 /// longer pending (another run released it, or it was paid meanwhile): nothing changed.
 pub async fn release(db: &Db, order: &StaleOrder, now: DateTime<Utc>) -> Result<bool> {
-    if let Db::Postgres(p) = db {
-        let released: i64 = sqlx::query_scalar(RELEASE_POSTGRES)
+    if db.backend() == Backend::Postgres {
+        let released: i64 = db
+            .query(RELEASE_POSTGRES)
             .bind(now.timestamp())
             .bind(order.id)
-            .fetch_one(p)
+            .scalar(db)
             .await?;
         return Ok(released == 1);
     }
     let mut tx = db.begin().await?;
-    let cancel = tx.sql(
-        "UPDATE orders SET status = 'cancelled', cancelled_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
-    ).into_owned();
-    // SUM is NUMERIC on PostgreSQL and DECIMAL on MySQL: cast it back to an integer.
-    let int = if tx.backend() == Backend::MySql {
-        "SIGNED"
-    } else {
-        "BIGINT"
-    };
+    let cancelled = tx
+        .query("UPDATE orders SET status = 'cancelled', cancelled_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'")
+        .bind(now.timestamp())
+        .bind(now.timestamp())
+        .bind(order.id)
+        .execute(&mut tx)
+        .await?;
+    if cancelled == 0 {
+        // No longer pending: the transaction rolls back as it drops, having changed nothing.
+        return Ok(false);
+    }
+    let sum = tx.backend().cast_int("SUM(quantity)");
+    // Product ids ascending: two releases touching the same products lock them in the same
+    // order, so they cannot deadlock.
     let items = tx
-        .sql(&format!(
-            "SELECT product_id, CAST(SUM(quantity) AS {int}) FROM order_items WHERE order_id = ? \
+        .query(format!(
+            "SELECT product_id, {sum} FROM order_items WHERE order_id = ? \
              GROUP BY product_id ORDER BY product_id"
         ))
-        .into_owned();
-    let restock = tx
-        .sql("UPDATE products SET stock_quantity = stock_quantity + ? WHERE id = ?")
-        .into_owned();
-    let restored: Vec<(i64, i64)> = on_tx!(&mut tx, t => {
-        let n = sqlx::query(&cancel)
-            .bind(now.timestamp())
-            .bind(now.timestamp())
-            .bind(order.id)
-            .execute(&mut **t)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Ok(false);
-        }
-        let mut restored = Vec::new();
-        // Product ids ascending: two releases touching the same products lock them in the
-        // same order, so they cannot deadlock.
-        for r in sqlx::query(&items).bind(order.id).fetch_all(&mut **t).await? {
-            let product: i64 = r.try_get(0)?;
-            let quantity: i64 = r.try_get(1)?;
-            sqlx::query(&restock).bind(quantity).bind(product).execute(&mut **t).await?;
-            restored.push((product, quantity));
-        }
-        restored
-    });
+        .bind(order.id)
+        .fetch_all(&mut tx)
+        .await?;
+    let mut restored: Vec<(i64, i64)> = Vec::with_capacity(items.len());
+    for r in items {
+        let (product, quantity): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+        tx.query("UPDATE products SET stock_quantity = stock_quantity + ? WHERE id = ?")
+            .bind(quantity)
+            .bind(product)
+            .execute(&mut tx)
+            .await?;
+        restored.push((product, quantity));
+    }
     let event = NewMessage {
         aggregate_type: "order",
         aggregate_id: order.id.to_string(),
@@ -198,8 +181,8 @@ pub async fn release(db: &Db, order: &StaleOrder, now: DateTime<Utc>) -> Result<
 
 /// An order's status.
 pub async fn status(db: &Db, order: i64) -> Result<Option<String>> {
-    let q = db.sql("SELECT status FROM orders WHERE id = ?");
-    let s: Option<String> =
-        on_pool!(db, p => sqlx::query_scalar(&q).bind(order).fetch_optional(p).await?);
-    Ok(s)
+    db.query("SELECT status FROM orders WHERE id = ?")
+        .bind(order)
+        .scalar_optional(db)
+        .await
 }

@@ -8,13 +8,12 @@
 //! processors never publish a row twice while it is claimed, and a processor that died frees
 //! its rows after that delay.
 
+use super::dialect::{self, Claim};
+use super::sql::Value as Arg;
+use super::{Db, Result, Row, Tx, in_list};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::Row;
-
-use super::{Backend, Db, Result, Tx, in_list};
-use crate::{on_pool, on_tx};
 
 /// An event to record.
 #[derive(Debug, Clone)]
@@ -64,12 +63,7 @@ fn ts(t: Option<i64>) -> Option<DateTime<Utc>> {
     t.and_then(|t| DateTime::from_timestamp(t, 0))
 }
 
-fn decode<R: Row>(r: &R) -> std::result::Result<Message, sqlx::Error>
-where
-    usize: sqlx::ColumnIndex<R>,
-    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
+fn decode(r: &Row) -> Result<Message> {
     Ok(Message {
         id: r.try_get(0)?,
         aggregate_type: r.try_get(1)?,
@@ -88,21 +82,18 @@ where
 
 /// Writes `m` inside the caller's transaction: it commits or rolls back with the domain change.
 pub async fn insert_tx(tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>) -> Result<()> {
-    let q = tx.sql(
+    tx.query(
         "INSERT INTO outbox_messages (aggregate_type, aggregate_id, event_type, payload, created_at, available_at, attempts) \
          VALUES (?, ?, ?, ?, ?, ?, 0)",
-    ).into_owned();
-    let payload = m.payload.to_string();
-    on_tx!(tx, t => sqlx::query(&q)
-        .bind(m.aggregate_type)
-        .bind(&m.aggregate_id)
-        .bind(m.event_type)
-        .bind(&payload)
-        .bind(now.timestamp())
-        .bind(now.timestamp())
-        .execute(&mut **t)
-        .await?
-        .rows_affected());
+    )
+    .bind(m.aggregate_type)
+    .bind(&m.aggregate_id)
+    .bind(m.event_type)
+    .bind(m.payload.to_string())
+    .bind(now.timestamp())
+    .bind(now.timestamp())
+    .execute(tx)
+    .await?;
     Ok(())
 }
 
@@ -117,62 +108,20 @@ pub async fn claim(
     reclaim_after: TimeDelta,
 ) -> Result<Vec<Message>> {
     let stale = (now - reclaim_after - crate::clock::MAX_CLOCK_SKEW).timestamp();
-    let pick = "SELECT id FROM outbox_messages WHERE processed_at IS NULL AND available_at <= ? \
-                AND (claimed_at IS NULL OR claimed_at < ?) ORDER BY id LIMIT ?";
-    let set = "UPDATE outbox_messages SET claimed_at = ?, claimed_by = ?, attempts = attempts + 1";
-    let mut rows = if let Db::MySql(p) = db {
-        // MySQL has no UPDATE … RETURNING: lock, stamp and read back in one transaction.
-        let mut tx = p.begin().await?;
-        let ids: Vec<i64> = sqlx::query_scalar(&format!("{pick} FOR UPDATE SKIP LOCKED"))
-            .bind(now.timestamp())
-            .bind(stale)
-            .bind(batch)
-            .fetch_all(&mut *tx)
-            .await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let list = in_list(ids.len());
-        let update_q = format!("{set} WHERE id IN ({list})");
-        let select_q = format!("SELECT {COLUMNS} FROM outbox_messages WHERE id IN ({list})");
-        let mut update = sqlx::query(&update_q).bind(now.timestamp()).bind(owner);
-        for id in &ids {
-            update = update.bind(id);
-        }
-        update.execute(&mut *tx).await?;
-        let mut select = sqlx::query(&select_q);
-        for id in &ids {
-            select = select.bind(id);
-        }
-        let rows = select.fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-        rows.iter()
-            .map(decode)
-            .collect::<std::result::Result<Vec<_>, _>>()?
-    } else {
-        // SQLite has one writer, so its single statement is already exclusive.
-        let lock = if db.backend() == Backend::Postgres {
-            " FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
-        };
-        let q = db
-            .sql(&format!(
-                "{set} WHERE id IN ({pick}{lock}) RETURNING {COLUMNS}"
-            ))
-            .into_owned();
-        on_pool!(db, p => {
-            let rows = sqlx::query(&q)
-                .bind(now.timestamp())
-                .bind(owner)
-                .bind(now.timestamp())
-                .bind(stale)
-                .bind(batch)
-                .fetch_all(p)
-                .await?;
-            rows.iter().map(decode).collect::<std::result::Result<Vec<_>, _>>()?
-        })
-    };
+    let claimed = dialect::claim(
+        db,
+        &Claim {
+            table: "outbox_messages",
+            pick: "SELECT id FROM outbox_messages WHERE processed_at IS NULL AND available_at <= ? \
+                   AND (claimed_at IS NULL OR claimed_at < ?) ORDER BY id LIMIT ?",
+            pick_args: &[Arg::Int(now.timestamp()), Arg::Int(stale), Arg::Int(batch)],
+            set: "claimed_at = ?, claimed_by = ?, attempts = attempts + 1",
+            set_args: &[Arg::Int(now.timestamp()), Arg::Text(owner.to_string())],
+            columns: COLUMNS,
+        },
+    )
+    .await?;
+    let mut rows = claimed.iter().map(decode).collect::<Result<Vec<_>>>()?;
     rows.sort_by_key(|m| m.id);
     Ok(rows)
 }
@@ -182,20 +131,17 @@ pub async fn mark_processed(db: &Db, ids: &[i64], owner: &str, now: DateTime<Utc
     if ids.is_empty() {
         return Ok(0);
     }
-    let q = db
-        .sql(&format!(
+    let n = db
+        .query(format!(
             "UPDATE outbox_messages SET processed_at = ?, claimed_at = NULL, claimed_by = NULL, last_error = NULL \
              WHERE claimed_by = ? AND id IN ({})",
             in_list(ids.len())
         ))
-        .into_owned();
-    let n = on_pool!(db, p => {
-        let mut query = sqlx::query(&q).bind(now.timestamp()).bind(owner);
-        for id in ids {
-            query = query.bind(id);
-        }
-        query.execute(p).await?.rows_affected()
-    });
+        .bind(now.timestamp())
+        .bind(owner)
+        .bind_all(ids.iter().copied())
+        .execute(db)
+        .await?;
     Ok(n)
 }
 
@@ -207,33 +153,31 @@ pub async fn mark_failed(
     error: &str,
     retry_at: DateTime<Utc>,
 ) -> Result<()> {
-    let q = db.sql(
+    db.query(
         "UPDATE outbox_messages SET last_error = ?, available_at = ?, claimed_at = NULL, claimed_by = NULL \
          WHERE id = ? AND claimed_by = ?",
-    );
-    on_pool!(db, p => sqlx::query(&q)
-        .bind(error)
-        .bind(retry_at.timestamp())
-        .bind(id)
-        .bind(owner)
-        .execute(p)
-        .await?
-        .rows_affected());
+    )
+    .bind(error)
+    .bind(retry_at.timestamp())
+    .bind(id)
+    .bind(owner)
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 /// Messages with ids in `[from, to]`, processed or not, in id order (for `replay`).
 pub async fn range(db: &Db, from: i64, to: i64) -> Result<Vec<Message>> {
-    let q = db
-        .sql(&format!(
-            "SELECT {COLUMNS} FROM outbox_messages WHERE id >= ? AND id <= ? ORDER BY id"
-        ))
-        .into_owned();
-    let rows = on_pool!(db, p => {
-        let rows = sqlx::query(&q).bind(from).bind(to).fetch_all(p).await?;
-        rows.iter().map(decode).collect::<std::result::Result<Vec<_>, _>>()?
-    });
-    Ok(rows)
+    db.query(format!(
+        "SELECT {COLUMNS} FROM outbox_messages WHERE id >= ? AND id <= ? ORDER BY id"
+    ))
+    .bind(from)
+    .bind(to)
+    .fetch_all(db)
+    .await?
+    .iter()
+    .map(decode)
+    .collect()
 }
 
 /// Unprocessed messages that are stuck: claimed before `claimed_before` and never finished,
@@ -244,28 +188,24 @@ pub async fn stuck(
     min_attempts: i64,
     limit: i64,
 ) -> Result<Vec<Message>> {
-    let q = db
-        .sql(&format!(
-            "SELECT {COLUMNS} FROM outbox_messages WHERE processed_at IS NULL \
-             AND ((claimed_at IS NOT NULL AND claimed_at < ?) OR (attempts >= ? AND last_error IS NOT NULL)) \
-             ORDER BY id LIMIT ?"
-        ))
-        .into_owned();
-    let rows = on_pool!(db, p => {
-        let rows = sqlx::query(&q)
-            .bind(claimed_before.timestamp())
-            .bind(min_attempts)
-            .bind(limit)
-            .fetch_all(p)
-            .await?;
-        rows.iter().map(decode).collect::<std::result::Result<Vec<_>, _>>()?
-    });
-    Ok(rows)
+    db.query(format!(
+        "SELECT {COLUMNS} FROM outbox_messages WHERE processed_at IS NULL \
+         AND ((claimed_at IS NOT NULL AND claimed_at < ?) OR (attempts >= ? AND last_error IS NOT NULL)) \
+         ORDER BY id LIMIT ?"
+    ))
+    .bind(claimed_before.timestamp())
+    .bind(min_attempts)
+    .bind(limit)
+    .fetch_all(db)
+    .await?
+    .iter()
+    .map(decode)
+    .collect()
 }
 
 /// How many messages wait to be published.
 pub async fn backlog(db: &Db) -> Result<i64> {
-    let q = "SELECT COUNT(*) FROM outbox_messages WHERE processed_at IS NULL";
-    let n: i64 = on_pool!(db, p => sqlx::query_scalar(q).fetch_one(p).await?);
-    Ok(n)
+    db.query("SELECT COUNT(*) FROM outbox_messages WHERE processed_at IS NULL")
+        .scalar(db)
+        .await
 }

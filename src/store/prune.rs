@@ -4,8 +4,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 
-use super::{Backend, Db, Result};
-use crate::on_pool;
+use super::{Db, Query, Result};
 
 /// What can be pruned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,29 +67,23 @@ impl Target {
     }
 }
 
-macro_rules! bind_bound {
-    ($query:expr, $bound:expr) => {
-        match $bound {
-            Bound::Seconds(v) | Bound::Millis(v) => $query.bind(v),
-            Bound::Timestamp(v) => $query.bind(v),
+impl Bound {
+    fn bind(self, query: Query<'_>) -> Query<'_> {
+        match self {
+            Bound::Seconds(v) | Bound::Millis(v) => query.bind(v),
+            Bound::Timestamp(v) => query.bind(v),
         }
-    };
+    }
 }
 
 /// How many rows of `target` are older than `before`.
 pub async fn count(db: &Db, target: Target, before: DateTime<Utc>) -> Result<u64> {
-    let q = db
-        .sql(&format!(
-            "SELECT COUNT(*) FROM {} WHERE {}",
-            target.name(),
-            target.condition()
-        ))
-        .into_owned();
-    let bound = target.bound(before);
-    let n: i64 = on_pool!(db, p => {
-        let query = sqlx::query_scalar(&q);
-        bind_bound!(query, bound).fetch_one(p).await?
-    });
+    let query = db.query(format!(
+        "SELECT COUNT(*) FROM {} WHERE {}",
+        target.name(),
+        target.condition()
+    ));
+    let n: i64 = target.bound(before).bind(query).scalar(db).await?;
     Ok(n as u64)
 }
 
@@ -102,21 +95,15 @@ pub async fn delete_chunk(
     before: DateTime<Utc>,
     chunk: u64,
 ) -> Result<u64> {
-    let (table, condition) = (target.name(), target.condition());
-    let q = match db.backend() {
-        // MySQL cannot select from the table it deletes from; it has DELETE … LIMIT instead.
-        Backend::MySql => format!("DELETE FROM {table} WHERE {condition} LIMIT ?"),
-        _ => db
-            .sql(&format!(
-                "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {condition} LIMIT ?)"
-            ))
-            .into_owned(),
-    };
-    let bound = target.bound(before);
-    let n = on_pool!(db, p => {
-        let query = sqlx::query(&q);
-        bind_bound!(query, bound).bind(chunk as i64).execute(p).await?.rows_affected()
-    });
+    let delete = db
+        .backend()
+        .delete_limited(target.name(), target.condition());
+    let n = target
+        .bound(before)
+        .bind(db.query(delete))
+        .bind(chunk as i64)
+        .execute(db)
+        .await?;
     Ok(n)
 }
 

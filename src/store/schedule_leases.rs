@@ -2,14 +2,15 @@
 //! its run is alive. An expired lease is taken over by exactly one process, which is told
 //! whose run it was so that run can be recorded as abandoned instead of `running` forever.
 
+use super::{Db, Result};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
-
-use super::{Backend, Db, Result};
-use crate::on_pool;
 
 /// Removes one run's lease on one entry, whatever its expiry.
 const RELEASE: &str = "DELETE FROM schedule_leases WHERE entry = ? AND run_id = ?";
+
+/// Removes one run's lease on one entry if it expired before a cutoff.
+const TAKE_EXPIRED: &str =
+    "DELETE FROM schedule_leases WHERE entry = ? AND run_id = ? AND expires_at <= ?";
 
 /// The answer to [`acquire`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,50 +37,61 @@ pub async fn acquire(
     // Expired by more than the tolerated clock skew: a renewer whose clock runs a little
     // behind ours is not taken for dead.
     let t = (now - crate::clock::MAX_CLOCK_SKEW).timestamp_millis();
-    let find = db.sql("SELECT run_id FROM schedule_leases WHERE entry = ? AND expires_at <= ?");
-    let delete =
-        db.sql("DELETE FROM schedule_leases WHERE entry = ? AND run_id = ? AND expires_at <= ?");
-    let (insert, conflict) = match db.backend() {
-        Backend::Sqlite => ("INSERT OR IGNORE INTO", ""),
-        Backend::MySql => ("INSERT IGNORE INTO", ""),
-        Backend::Postgres => ("INSERT INTO", " ON CONFLICT (entry) DO NOTHING"),
-    };
-    let insert = db
-        .sql(&format!(
-            "{insert} schedule_leases (entry, run_id, expires_at) VALUES (?, ?, ?){conflict}"
-        ))
-        .into_owned();
-    let ended_holder = db.sql(
-        "SELECT l.run_id FROM schedule_leases l JOIN schedule_runs r ON r.id = l.run_id \
-         WHERE l.entry = ? AND r.outcome <> 'running'",
+    let mut took_over = None;
+    let dead: Option<i64> = db
+        .query("SELECT run_id FROM schedule_leases WHERE entry = ? AND expires_at <= ?")
+        .bind(entry)
+        .bind(t)
+        .scalar_optional(db)
+        .await?;
+    // Of several processes finding the same expired lease, one deletes it.
+    if let Some(dead) = dead.filter(|d| !live.contains(d)) {
+        let n = db
+            .query(TAKE_EXPIRED)
+            .bind(entry)
+            .bind(dead)
+            .bind(t)
+            .execute(db)
+            .await?;
+        if n == 1 {
+            took_over = Some(dead);
+        }
+    }
+    let insert = db.backend().insert_ignore(
+        "schedule_leases (entry, run_id, expires_at) VALUES (?, ?, ?)",
+        "entry",
     );
-    let delete_ended = db.sql(RELEASE);
-    let (took_over, inserted) = on_pool!(db, p => {
-        let mut took_over = None;
-        if let Some(r) = sqlx::query(&find).bind(entry).bind(t).fetch_optional(p).await? {
-            let dead: i64 = r.try_get(0)?;
-            // Of several processes finding the same expired lease, one deletes it.
-            if !live.contains(&dead) {
-                let n = sqlx::query(&delete).bind(entry).bind(dead).bind(t).execute(p).await?.rows_affected();
-                if n == 1 {
-                    took_over = Some(dead);
-                }
-            }
+    let try_insert = || {
+        db.query(insert.as_str())
+            .bind(entry)
+            .bind(run_id)
+            .bind(expires_at.timestamp_millis())
+            .execute(db)
+    };
+    let mut inserted = try_insert().await? == 1;
+    if !inserted {
+        // Held, but maybe by a run that already ended and could not give the lease back
+        // (its release failed during an outage): that is not a run holding the entry.
+        let ended: Option<i64> = db
+            .query(
+                "SELECT l.run_id FROM schedule_leases l JOIN schedule_runs r ON r.id = l.run_id \
+                 WHERE l.entry = ? AND r.outcome <> 'running'",
+            )
+            .bind(entry)
+            .scalar_optional(db)
+            .await?;
+        if let Some(stale) = ended
+            && db
+                .query(RELEASE)
+                .bind(entry)
+                .bind(stale)
+                .execute(db)
+                .await?
+                == 1
+        {
+            inserted = try_insert().await? == 1;
         }
-        let mut n = sqlx::query(&insert).bind(entry).bind(run_id).bind(expires_at.timestamp_millis()).execute(p).await?.rows_affected();
-        if n == 0 {
-            // Held, but maybe by a run that already ended and could not give the lease back
-            // (its release failed during an outage): that is not a run holding the entry.
-            if let Some(r) = sqlx::query(&ended_holder).bind(entry).fetch_optional(p).await? {
-                let stale: i64 = r.try_get(0)?;
-                let gone = sqlx::query(&delete_ended).bind(entry).bind(stale).execute(p).await?.rows_affected();
-                if gone == 1 {
-                    n = sqlx::query(&insert).bind(entry).bind(run_id).bind(expires_at.timestamp_millis()).execute(p).await?.rows_affected();
-                }
-            }
-        }
-        (took_over, n == 1)
-    });
+    }
     Ok(match (inserted, took_over) {
         (true, Some(dead)) => Acquired::TookOver(dead),
         (true, None) => Acquired::Free,
@@ -89,15 +101,23 @@ pub async fn acquire(
 
 /// Extends `run_id`'s lease on `entry`; false if it no longer holds it.
 pub async fn renew(db: &Db, entry: &str, run_id: i64, expires_at: DateTime<Utc>) -> Result<bool> {
-    let q = db.sql("UPDATE schedule_leases SET expires_at = ? WHERE entry = ? AND run_id = ?");
-    let n = on_pool!(db, p => sqlx::query(&q).bind(expires_at.timestamp_millis()).bind(entry).bind(run_id).execute(p).await?.rows_affected());
+    let n = db
+        .query("UPDATE schedule_leases SET expires_at = ? WHERE entry = ? AND run_id = ?")
+        .bind(expires_at.timestamp_millis())
+        .bind(entry)
+        .bind(run_id)
+        .execute(db)
+        .await?;
     Ok(n == 1)
 }
 
 /// Gives the entry back.
 pub async fn release(db: &Db, entry: &str, run_id: i64) -> Result<()> {
-    let q = db.sql(RELEASE);
-    on_pool!(db, p => sqlx::query(&q).bind(entry).bind(run_id).execute(p).await?.rows_affected());
+    db.query(RELEASE)
+        .bind(entry)
+        .bind(run_id)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
@@ -112,15 +132,18 @@ pub struct Expired {
 
 /// Leases that expired before `cutoff`: their holders stopped renewing.
 pub async fn expired(db: &Db, cutoff: DateTime<Utc>) -> Result<Vec<Expired>> {
-    let q =
-        db.sql("SELECT entry, run_id FROM schedule_leases WHERE expires_at <= ? ORDER BY entry");
-    let rows = on_pool!(db, p => {
-        let mut out = Vec::new();
-        for r in sqlx::query(&q).bind(cutoff.timestamp_millis()).fetch_all(p).await? {
-            out.push(Expired { entry: r.try_get(0)?, run_id: r.try_get(1)? });
-        }
-        out
-    });
+    let mut rows = Vec::new();
+    for r in db
+        .query("SELECT entry, run_id FROM schedule_leases WHERE expires_at <= ? ORDER BY entry")
+        .bind(cutoff.timestamp_millis())
+        .fetch_all(db)
+        .await?
+    {
+        rows.push(Expired {
+            entry: r.try_get(0)?,
+            run_id: r.try_get(1)?,
+        });
+    }
     Ok(rows)
 }
 
@@ -132,8 +155,12 @@ pub async fn take_expired(
     run_id: i64,
     cutoff: DateTime<Utc>,
 ) -> Result<bool> {
-    let q =
-        db.sql("DELETE FROM schedule_leases WHERE entry = ? AND run_id = ? AND expires_at <= ?");
-    let n = on_pool!(db, p => sqlx::query(&q).bind(entry).bind(run_id).bind(cutoff.timestamp_millis()).execute(p).await?.rows_affected());
+    let n = db
+        .query(TAKE_EXPIRED)
+        .bind(entry)
+        .bind(run_id)
+        .bind(cutoff.timestamp_millis())
+        .execute(db)
+        .await?;
     Ok(n == 1)
 }

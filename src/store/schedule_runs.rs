@@ -3,12 +3,9 @@
 //! The claim is an insert against the unique key `(entry, due_at)`: of any number of
 //! schedulers racing for one occurrence, exactly one insert succeeds, on every database.
 
+use super::{Db, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
-
-use super::{Backend, Db, Result};
-use crate::on_pool;
 
 /// How an occurrence ended (SPEC §3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -103,50 +100,44 @@ pub async fn claim_attempt(
     now: DateTime<Utc>,
 ) -> Result<Option<i64>> {
     let token = uuid::Uuid::new_v4().simple().to_string();
-    let insert = match db.backend() {
-        Backend::Sqlite => "INSERT OR IGNORE INTO",
-        Backend::MySql => "INSERT IGNORE INTO",
-        Backend::Postgres => "INSERT INTO",
-    };
-    let conflict = if db.backend() == Backend::Postgres {
-        " ON CONFLICT (entry, due_at, attempt) DO NOTHING"
-    } else {
-        ""
-    };
-    let q = db
-        .sql(&format!(
-            "{insert} schedule_runs (entry, task, due_at, attempt, manual, runner, claim_token, started_at, finished_at, outcome, error) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 'running', NULL){conflict}"
-        ))
-        .into_owned();
-    let find = db.sql(
-        "SELECT id, claim_token FROM schedule_runs WHERE entry = ? AND due_at = ? AND attempt = ?",
+    let insert = db.backend().insert_ignore(
+        "schedule_runs (entry, task, due_at, attempt, manual, runner, claim_token, started_at, finished_at, outcome, error) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 'running', NULL)",
+        "entry, due_at, attempt",
     );
     let due = c.due.timestamp_millis();
-    let row: Option<(i64, String)> = on_pool!(db, p => {
-        sqlx::query(&q)
-            .bind(c.entry)
-            .bind(c.task)
-            .bind(due)
-            .bind(attempt)
-            .bind(i64::from(c.manual))
-            .bind(c.runner)
-            .bind(&token)
-            .bind(now.timestamp_millis())
-            .execute(p)
-            .await?;
-        match sqlx::query(&find).bind(c.entry).bind(due).bind(attempt).fetch_optional(p).await? {
-            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
-            None => None,
-        }
-    });
+    db.query(insert)
+        .bind(c.entry)
+        .bind(c.task)
+        .bind(due)
+        .bind(attempt)
+        .bind(i64::from(c.manual))
+        .bind(c.runner)
+        .bind(&token)
+        .bind(now.timestamp_millis())
+        .execute(db)
+        .await?;
+    let row = db
+        .query("SELECT id, claim_token FROM schedule_runs WHERE entry = ? AND due_at = ? AND attempt = ?")
+        .bind(c.entry)
+        .bind(due)
+        .bind(attempt)
+        .fetch_optional(db)
+        .await?;
+    let row: Option<(i64, String)> = match row {
+        Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+        None => None,
+    };
     Ok(row.and_then(|(id, t)| (t == token).then_some(id)))
 }
 
 /// Records that run `id` really started at `now` (a buffered run starts after its claim).
 pub async fn mark_started(db: &Db, id: i64, now: DateTime<Utc>) -> Result<()> {
-    let q = db.sql("UPDATE schedule_runs SET started_at = ? WHERE id = ?");
-    on_pool!(db, p => sqlx::query(&q).bind(now.timestamp_millis()).bind(id).execute(p).await?.rows_affected());
+    db.query("UPDATE schedule_runs SET started_at = ? WHERE id = ?")
+        .bind(now.timestamp_millis())
+        .bind(id)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
@@ -158,15 +149,13 @@ pub async fn finish(
     error: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let q = db.sql("UPDATE schedule_runs SET outcome = ?, error = ?, finished_at = ? WHERE id = ?");
-    on_pool!(db, p => sqlx::query(&q)
+    db.query("UPDATE schedule_runs SET outcome = ?, error = ?, finished_at = ? WHERE id = ?")
         .bind(outcome.as_str())
         .bind(error)
         .bind(now.timestamp_millis())
         .bind(id)
-        .execute(p)
-        .await?
-        .rows_affected());
+        .execute(db)
+        .await?;
     Ok(())
 }
 
@@ -178,27 +167,33 @@ pub async fn abandon(
     error: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<(String, DateTime<Utc>, i64)>> {
-    let update = db.sql(
-        "UPDATE schedule_runs SET outcome = 'failed', error = ?, finished_at = ? WHERE id = ? AND outcome = 'running'",
-    );
-    let find = db.sql("SELECT entry, due_at, attempt FROM schedule_runs WHERE id = ?");
-    let row: Option<(String, i64, i64)> = on_pool!(db, p => {
-        let n = sqlx::query(&update).bind(error).bind(now.timestamp_millis()).bind(id).execute(p).await?.rows_affected();
-        if n == 1 {
-            let r = sqlx::query(&find).bind(id).fetch_one(p).await?;
-            Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
-        } else {
-            None
-        }
-    });
+    let n = db
+        .query("UPDATE schedule_runs SET outcome = 'failed', error = ?, finished_at = ? WHERE id = ? AND outcome = 'running'")
+        .bind(error)
+        .bind(now.timestamp_millis())
+        .bind(id)
+        .execute(db)
+        .await?;
+    let row: Option<(String, i64, i64)> = if n == 1 {
+        let r = db
+            .query("SELECT entry, due_at, attempt FROM schedule_runs WHERE id = ?")
+            .bind(id)
+            .fetch_one(db)
+            .await?;
+        Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+    } else {
+        None
+    };
     Ok(row.and_then(|(e, due, attempt)| Some((e, ms(Some(due))?, attempt))))
 }
 
 /// The latest scheduled (not manual) occurrence recorded for `entry`, whatever its outcome.
 pub async fn last_due(db: &Db, entry: &str) -> Result<Option<DateTime<Utc>>> {
-    let q = db.sql("SELECT MAX(due_at) FROM schedule_runs WHERE entry = ? AND manual = 0");
-    let v: Option<i64> =
-        on_pool!(db, p => sqlx::query(&q).bind(entry).fetch_one(p).await?.try_get(0)?);
+    let v: Option<i64> = db
+        .query("SELECT MAX(due_at) FROM schedule_runs WHERE entry = ? AND manual = 0")
+        .bind(entry)
+        .scalar(db)
+        .await?;
     Ok(ms(v))
 }
 
@@ -207,23 +202,21 @@ pub async fn last_success_and_first(
     db: &Db,
     entry: &str,
 ) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
-    let q = db.sql(
-        "SELECT MAX(CASE WHEN outcome = 'succeeded' THEN due_at END), MIN(due_at) FROM schedule_runs WHERE entry = ? AND manual = 0",
-    );
-    let (a, b): (Option<i64>, Option<i64>) = on_pool!(db, p => {
-        let r = sqlx::query(&q).bind(entry).fetch_one(p).await?;
-        (r.try_get(0)?, r.try_get(1)?)
-    });
-    Ok((ms(a), ms(b)))
+    let r = db
+        .query("SELECT MAX(CASE WHEN outcome = 'succeeded' THEN due_at END), MIN(due_at) FROM schedule_runs WHERE entry = ? AND manual = 0")
+        .bind(entry)
+        .fetch_one(db)
+        .await?;
+    Ok((ms(r.try_get(0)?), ms(r.try_get(1)?)))
 }
 
 /// The latest scheduled (not manual) occurrence of any entry running `task` that succeeded.
 pub async fn last_success_of_task(db: &Db, task: &str) -> Result<Option<DateTime<Utc>>> {
-    let q = db.sql(
-        "SELECT MAX(due_at) FROM schedule_runs WHERE task = ? AND manual = 0 AND outcome = 'succeeded'",
-    );
-    let v: Option<i64> =
-        on_pool!(db, p => sqlx::query(&q).bind(task).fetch_one(p).await?.try_get(0)?);
+    let v: Option<i64> = db
+        .query("SELECT MAX(due_at) FROM schedule_runs WHERE task = ? AND manual = 0 AND outcome = 'succeeded'")
+        .bind(task)
+        .scalar(db)
+        .await?;
     Ok(ms(v))
 }
 
@@ -253,34 +246,28 @@ pub async fn history(db: &Db, name: Option<&str>, limit: i64) -> Result<Vec<Run>
     } else {
         ""
     };
-    let q = db
-        .sql(&format!(
-            "SELECT id, entry, task, due_at, manual, runner, started_at, finished_at, outcome, error, attempt \
-             FROM schedule_runs {filter} ORDER BY due_at DESC, id DESC LIMIT ?"
-        ))
-        .into_owned();
-    let rows = on_pool!(db, p => {
-        let mut query = sqlx::query(&q);
-        if let Some(n) = name {
-            query = query.bind(n).bind(n);
-        }
-        let mut out = Vec::new();
-        for r in query.bind(limit).fetch_all(p).await? {
-            out.push(Run {
-                id: r.try_get(0)?,
-                entry: r.try_get(1)?,
-                task: r.try_get(2)?,
-                due_at: ms(Some(r.try_get(3)?)).unwrap_or_default(),
-                manual: r.try_get::<i64, _>(4)? != 0,
-                runner: r.try_get(5)?,
-                started_at: ms(r.try_get(6)?),
-                finished_at: ms(r.try_get(7)?),
-                outcome: r.try_get(8)?,
-                error: r.try_get(9)?,
-                attempt: r.try_get(10)?,
-            });
-        }
-        out
-    });
+    let mut query = db.query(format!(
+        "SELECT id, entry, task, due_at, manual, runner, started_at, finished_at, outcome, error, attempt \
+         FROM schedule_runs {filter} ORDER BY due_at DESC, id DESC LIMIT ?"
+    ));
+    if let Some(n) = name {
+        query = query.bind(n).bind(n);
+    }
+    let mut rows = Vec::new();
+    for r in query.bind(limit).fetch_all(db).await? {
+        rows.push(Run {
+            id: r.try_get(0)?,
+            entry: r.try_get(1)?,
+            task: r.try_get(2)?,
+            due_at: ms(Some(r.try_get(3)?)).unwrap_or_default(),
+            manual: r.try_get::<i64>(4)? != 0,
+            runner: r.try_get(5)?,
+            started_at: ms(r.try_get(6)?),
+            finished_at: ms(r.try_get(7)?),
+            outcome: r.try_get(8)?,
+            error: r.try_get(9)?,
+            attempt: r.try_get(10)?,
+        });
+    }
     Ok(rows)
 }

@@ -15,21 +15,10 @@ pub const WARN_ABOVE: TimeDelta = TimeDelta::seconds(1);
 
 /// The database server's clock, or `None` on SQLite (which shares this host's clock).
 pub async fn server_time(db: &Db) -> Result<Option<DateTime<Utc>>> {
-    let ms: i64 = match db {
-        Db::Sqlite(_) => return Ok(None),
-        Db::Postgres(p) => {
-            sqlx::query_scalar(
-                "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
-            )
-            .fetch_one(p)
-            .await?
-        }
-        Db::MySql(p) => {
-            sqlx::query_scalar("SELECT CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)")
-                .fetch_one(p)
-                .await?
-        }
+    let Some(q) = db.backend().server_clock_ms() else {
+        return Ok(None);
     };
+    let ms: i64 = db.query(q).scalar(db).await?;
     Ok(DateTime::from_timestamp_millis(ms))
 }
 

@@ -13,53 +13,16 @@ pub mod outbox;
 pub mod prune;
 pub mod reminders;
 
-use chrono_tz::Tz;
 use serde_json::Value;
 
-use crate::config::Config;
-use crate::mail::Mailer;
-use crate::progress::Progress;
 use crate::queue::{JobError, Registry};
 use crate::store::StoreError;
 
-/// What task bodies need from the configuration.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// `APP_TIMEZONE`: the zone "yesterday" is reckoned in for `analytics:sync`.
-    pub app_timezone: Tz,
-    /// Where emails go.
-    pub mailer: Mailer,
-    /// The Redis stream published outbox messages are also added to, if any.
-    pub outbox_stream: Option<String>,
-    /// The Redis server of that stream.
-    pub redis_url: String,
-    /// Progress bars for work run by hand.
-    pub progress: Progress,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            app_timezone: Tz::UTC,
-            mailer: Mailer::Log,
-            outbox_stream: None,
-            redis_url: "redis://127.0.0.1:6379/".into(),
-            progress: Progress::quiet(),
-        }
-    }
-}
-
-impl Settings {
-    /// The settings `config` describes.
-    pub fn from_config(config: &Config) -> Result<Self, String> {
-        Ok(Self {
-            app_timezone: config.app_timezone,
-            mailer: Mailer::from_config(&config.mail)?,
-            outbox_stream: config.outbox_stream.clone(),
-            redis_url: config.redis_url.clone(),
-            progress: Progress::quiet(),
-        })
-    }
+/// A registry with every job and task body conecta ships.
+pub fn registry() -> Registry {
+    let mut r = Registry::new();
+    register(&mut r);
+    r
 }
 
 /// Registers every task body conecta ships.
@@ -84,7 +47,7 @@ pub(crate) async fn send_mail(
         .send(mail, ctx.clock.now())
         .await
         .map(|_| ())
-        .map_err(JobError::Retry)
+        .map_err(|e| JobError::Retry(e.to_string()))
 }
 
 /// A database error inside a task: worth retrying.

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::mail::Mail;
 use crate::queue::{JobContext, JobError, Registry};
-use crate::store::{self, orders, retrying_store};
+use crate::store::{self, orders, retrying};
 
 /// Orders released at once; each is its own transaction.
 const CONCURRENCY: usize = 16;
@@ -80,9 +80,9 @@ pub async fn release_stale(
         let clock = ctx.clock.clone();
         let mut results = futures::stream::iter(page.into_iter().map(move |order| {
             let (db, clock) = (db.clone(), clock.clone());
-            tokio::spawn(async move {
-                retrying_store(|| orders::release(&db, &order, clock.now())).await
-            })
+            tokio::spawn(
+                async move { retrying(|| orders::release(&db, &order, clock.now())).await },
+            )
         }))
         .buffer_unordered(CONCURRENCY);
         while let Some(released) = results.next().await {

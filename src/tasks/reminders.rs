@@ -52,9 +52,7 @@ pub async fn send_reminders(ctx: &JobContext, tenant: Option<i64>) -> store::Res
         };
         after = last.id;
         for a in &page {
-            if store::retrying_store(|| appointments::mark_reminded(&ctx.db, a, ctx.clock.now()))
-                .await?
-            {
+            if store::retrying(|| appointments::mark_reminded(&ctx.db, a, ctx.clock.now())).await? {
                 marked += 1;
             }
         }

@@ -2,19 +2,18 @@
 //! written once, generic over the harness, and run on memory (the `sync` connection), the
 //! database driver on SQLite, PostgreSQL and MariaDB, and the Redis driver.
 
-mod support;
-
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{Harness, RETRY_AFTER};
 use chrono::TimeDelta;
 use conecta::queue::runtime::{Defaults, Outcome};
-use conecta::queue::worker::{self, StopHandle, StopReason, WorkerOptions};
+use conecta::queue::worker::{self, WorkerOptions};
 use conecta::queue::{Enqueued, NewJob, UniqueUntil};
+use conecta::stop::{StopHandle, StopReason};
 use conecta::store::{batches, failed_jobs};
 use serde_json::json;
-use support::{Harness, RETRY_AFTER};
 
 fn q(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| s.to_string()).collect()
@@ -574,7 +573,7 @@ macro_rules! on_backend {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    if let Some(h) = super::support::harness(stringify!($backend)).await {
+                    if let Some(h) = crate::support::harness(stringify!($backend)).await {
                         super::$name(h).await;
                     }
                 }

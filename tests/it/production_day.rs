@@ -2,21 +2,18 @@
 //! and the real worker loop, `schedules/production.toml`, a manual clock moved a minute at a
 //! time. What the day must leave behind is checked against the data, not against the runs.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::support::Harness;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 use conecta::mail::Mailer;
-use conecta::on_pool;
 use conecta::schedule::{Schedule, file};
+use conecta::settings::Settings;
 use conecta::store::demo::{self, SeedOptions};
 use conecta::store::{Db, analytics, outbox, schedule_runs, tenants};
-use conecta::tasks::Settings;
-use support::Harness;
 
 const PRODUCTION: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schedules/production.toml");
 
@@ -33,12 +30,12 @@ fn production(zone: Option<&str>) -> Arc<Schedule> {
 }
 
 async fn scalar(db: &Db, sql: &str) -> i64 {
-    on_pool!(db, p => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await.unwrap())
+    db.query(sql).scalar::<i64>(db).await.unwrap()
 }
 
 /// A harness at `start` with seeded data, mail into a folder and `zone` as APP_TIMEZONE.
 async fn setup(start: DateTime<Utc>, zone: Tz, mail: &Path) -> (Harness, demo::SeedReport) {
-    let mut h = support::harness_from("sqlite", start).await.unwrap();
+    let mut h = crate::support::harness_from("sqlite", start).await.unwrap();
     h.rt.settings = Arc::new(Settings {
         app_timezone: zone,
         mailer: Mailer::File {
@@ -203,7 +200,7 @@ async fn a_simulated_production_day_releases_reminds_syncs_drains_and_prunes() {
     let stock = demo::total_stock(&h.db).await.unwrap();
     let restock = restock_due(&h.db).await;
 
-    support::live(&h, &production(None), end - TimeDelta::minutes(1), true).await;
+    crate::support::live(&h, &production(None), end - TimeDelta::minutes(1), true).await;
 
     assert_nothing_lost_nothing_doubled(&h, &seeded, stock, restock, mail.path()).await;
     let runs = schedule_runs::history(&h.db, None, 10_000).await.unwrap();
@@ -244,9 +241,9 @@ async fn the_same_day_with_a_five_hour_outage_loses_nothing_and_doubles_nothing(
     let schedule = production(None);
 
     // Up 00:00-10:00 local, down until 15:00, up to the end of the day.
-    support::live(&h, &schedule, start + TimeDelta::hours(10), true).await;
+    crate::support::live(&h, &schedule, start + TimeDelta::hours(10), true).await;
     h.clock.set(start + TimeDelta::hours(15));
-    support::live(&h, &schedule, end - TimeDelta::minutes(1), true).await;
+    crate::support::live(&h, &schedule, end - TimeDelta::minutes(1), true).await;
 
     assert_nothing_lost_nothing_doubled(&h, &seeded, stock, restock, mail.path()).await;
     let runs = schedule_runs::history(&h.db, None, 10_000).await.unwrap();
@@ -279,7 +276,7 @@ async fn three_new_york_days_across_spring_forward_run_the_exact_counts() {
     let stock = demo::total_stock(&h.db).await.unwrap();
     let restock = restock_due(&h.db).await;
 
-    support::live(
+    crate::support::live(
         &h,
         &production(Some("America/New_York")),
         end - TimeDelta::minutes(1),

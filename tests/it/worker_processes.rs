@@ -1,8 +1,6 @@
 //! Real worker processes: a worker SIGKILLed in the middle of a job (Redis and PostgreSQL),
 //! SIGTERM finishing the job in hand, and `queue restart`.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -173,7 +171,7 @@ fn crash_and_recover(env: Env) {
 
 #[test]
 fn a_killed_workers_job_is_completed_by_another_on_redis() {
-    let Some(url) = support::service_url("CONECTA_TEST_REDIS_URL") else {
+    let Some(url) = crate::support::service_url("CONECTA_TEST_REDIS_URL") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -195,7 +193,7 @@ fn a_killed_workers_job_is_completed_by_another_on_redis() {
 
 #[test]
 fn a_killed_workers_job_is_completed_by_another_on_postgres() {
-    let Some(base) = support::service_url("CONECTA_TEST_POSTGRES_URL") else {
+    let Some(base) = crate::support::service_url("CONECTA_TEST_POSTGRES_URL") else {
         return;
     };
     let schema = format!("crash_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);

@@ -1,8 +1,6 @@
 //! Exactly once across replicas, with real processes: three `conecta scheduler` processes on
 //! one database, in fast simulated time, their clocks skewed by their start times.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -103,7 +101,7 @@ fn replicas(database_url: String) {
 
 #[test]
 fn three_schedulers_on_postgres_fire_each_occurrence_once() {
-    let Some(base) = support::service_url("CONECTA_TEST_POSTGRES_URL") else {
+    let Some(base) = crate::support::service_url("CONECTA_TEST_POSTGRES_URL") else {
         return;
     };
     let schema = format!(
@@ -127,7 +125,7 @@ fn three_schedulers_on_postgres_fire_each_occurrence_once() {
 
 #[test]
 fn three_schedulers_on_mariadb_fire_each_occurrence_once() {
-    let Some(base) = support::service_url("CONECTA_TEST_MYSQL_URL") else {
+    let Some(base) = crate::support::service_url("CONECTA_TEST_MYSQL_URL") else {
         return;
     };
     let name = format!(

@@ -2,10 +2,8 @@
 //! and MariaDB: release-stale, the outbox processor, reminders, the analytics fan-out,
 //! audit-limits and prune, including the concurrent-run cases.
 
-mod support;
-
+use crate::support::Harness;
 use chrono::{DateTime, TimeDelta, Utc};
-use conecta::on_pool;
 use conecta::queue::{JobContext, Runtime};
 use conecta::store::demo::{self, SeedOptions};
 use conecta::store::outbox::{self, NewMessage};
@@ -13,7 +11,6 @@ use conecta::store::schedule_runs::{self, Claim, Outcome};
 use conecta::store::{Db, analytics, appointments, tenants};
 use conecta::tasks;
 use serde_json::json;
-use support::Harness;
 
 fn ctx(rt: &Runtime) -> JobContext {
     rt.context("test".into(), 1, "inline")
@@ -21,8 +18,7 @@ fn ctx(rt: &Runtime) -> JobContext {
 
 /// One integer from `sql` (written with `?` placeholders, no binds).
 async fn scalar(db: &Db, sql: &str) -> i64 {
-    let q = db.sql(sql).into_owned();
-    on_pool!(db, p => sqlx::query_scalar::<_, i64>(&q).fetch_one(p).await.unwrap())
+    db.query(sql).scalar::<i64>(db).await.unwrap()
 }
 
 async fn seed(h: &Harness, o: SeedOptions) -> demo::SeedReport {
@@ -170,7 +166,7 @@ async fn two_outbox_processors_never_publish_a_row_twice(h: Harness) {
     assert_eq!(outbox::backlog(&h.db).await.unwrap(), 0);
     assert_eq!(h.pending().await, 600, "one job per message, none twice");
     // The jobs send one mail each.
-    support::drain(&h).await;
+    crate::support::drain(&h).await;
     assert_eq!(h.pending().await, 0);
     assert_eq!(scalar(&h.db, "SELECT COUNT(*) FROM failed_jobs").await, 0);
     // Replay publishes a processed range again.
@@ -354,7 +350,7 @@ async fn analytics_fan_out_is_unique_per_date_and_upserts(h: Harness) {
         (0, report.approved),
         "a second run for the same date enqueues nothing"
     );
-    support::drain(&h).await;
+    crate::support::drain(&h).await;
     // Still nothing after the jobs ran: the lock outlives them.
     let third = tasks::analytics::sync(&c, date, 500, None).await.unwrap();
     assert_eq!(third.enqueued, 0);
@@ -379,7 +375,7 @@ async fn analytics_fan_out_is_unique_per_date_and_upserts(h: Harness) {
     ))
     .await
     .unwrap();
-    support::drain(&h).await;
+    crate::support::drain(&h).await;
     let after = analytics::find(&h.db, tenant, &date.to_string())
         .await
         .unwrap()
@@ -419,10 +415,11 @@ async fn audit_records_and_resolves_violations_and_prune_keeps_recent_rows(h: Ha
     assert!(open.iter().all(|v| v.used > v.limit));
     // Fix one tenant's staff count; the next audit resolves that violation only.
     let v = open.iter().find(|v| v.resource == "staff").unwrap();
-    let q =
-        h.db.sql("UPDATE tenants SET staff_count = 0 WHERE id = ?")
-            .into_owned();
-    on_pool!(&h.db, p => sqlx::query(&q).bind(v.tenant_id).execute(p).await.unwrap().rows_affected());
+    h.db.query("UPDATE tenants SET staff_count = 0 WHERE id = ?")
+        .bind(v.tenant_id)
+        .execute(&h.db)
+        .await
+        .unwrap();
     h.clock.advance(TimeDelta::hours(1));
     tasks::audit::audit(&c, None, |_| {}).await.unwrap();
     let all = tenants::violations(&h.db, true).await.unwrap();
@@ -468,17 +465,17 @@ on_databases!(audit_records_and_resolves_violations_and_prune_keeps_recent_rows)
 /// stream, with its id and event type, for consumers outside conecta.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_messages_are_also_added_to_the_redis_stream() {
-    let Some(url) = support::service_url("CONECTA_TEST_REDIS_URL") else {
+    let Some(url) = crate::support::service_url("CONECTA_TEST_REDIS_URL") else {
         return;
     };
-    let Some(mut h) = support::harness("sqlite").await else {
+    let Some(mut h) = crate::support::harness("sqlite").await else {
         return;
     };
     let stream = format!("conecta-test:{}:outbox", uuid::Uuid::new_v4().simple());
-    h.rt.settings = std::sync::Arc::new(tasks::Settings {
+    h.rt.settings = std::sync::Arc::new(conecta::settings::Settings {
         outbox_stream: Some(stream.clone()),
         redis_url: url.clone(),
-        ..tasks::Settings::default()
+        ..conecta::settings::Settings::default()
     });
     insert_events(&h.db, 25, "AppointmentReminderDue", h.now()).await;
     let r = tasks::outbox::process(&h.rt, 10, None, |_| {})

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
+use crate::support::wait_until;
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -33,24 +35,9 @@ fn have(tool: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-            panic!("{tool} is not installed, and CI=true: a missing tool is a failure in CI");
-        }
-        eprintln!("SKIPPED: {tool} is not installed; install it to run the outage tests");
+        crate::support::skip(&format!("{tool} not installed"));
     }
     found
-}
-
-/// Waits for `cond` up to `limit`, polling; panics with `what` when it never holds.
-fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out after {limit:?} waiting for: {what}");
 }
 
 /// A Redis of the test's own, persisting every write (`appendonly yes`), killed with SIGKILL.

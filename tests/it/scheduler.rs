@@ -1,15 +1,13 @@
 //! The scheduler loop in simulated time, and the exactly-once claim on every database.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::support::Harness;
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use conecta::schedule::{file, scheduler};
 use conecta::store::schedule_runs::{self, Claim};
-use support::Harness;
 
 async fn exactly_one_claim_wins(h: Harness) {
     let due: DateTime<Utc> = "2026-11-27T12:00:00Z".parse().unwrap();
@@ -78,10 +76,10 @@ cron = "0 4 * * *"
 async fn three_days_across_a_dst_change_run_exactly_as_planned() {
     let start: DateTime<Utc> = "2026-03-07T05:00:00Z".parse().unwrap(); // 00:00 EST, Mar 7
     let end: DateTime<Utc> = "2026-03-10T04:00:00Z".parse().unwrap(); // 00:00 EDT, Mar 10
-    let h = support::harness_from("sqlite", start).await.unwrap();
+    let h = crate::support::harness_from("sqlite", start).await.unwrap();
     let schedule = Arc::new(file::parse("ny.toml".as_ref(), SCHEDULE, Tz::UTC).unwrap());
     // The clock stops one minute short of `end`, so nothing due at `end` fires.
-    support::live(&h, &schedule, end - TimeDelta::minutes(1), false).await;
+    crate::support::live(&h, &schedule, end - TimeDelta::minutes(1), false).await;
 
     let runs = schedule_runs::history(&h.db, None, 10_000).await.unwrap();
     let ny: Tz = "America/New_York".parse().unwrap();
@@ -164,10 +162,10 @@ catch_up_max = 3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catch_up_after_five_hours_down_follows_each_policy() {
     let t0: DateTime<Utc> = "2026-11-27T10:00:00Z".parse().unwrap();
-    let h = support::harness_from("sqlite", t0).await.unwrap();
+    let h = crate::support::harness_from("sqlite", t0).await.unwrap();
     let schedule = Arc::new(file::parse("c.toml".as_ref(), CATCH_UP, Tz::UTC).unwrap());
     // Up 10:00-11:00: 10:00, 10:15, 10:30, 10:45, 11:00 run for each entry.
-    support::live(
+    crate::support::live(
         &h,
         &schedule,
         "2026-11-27T11:00:00Z".parse().unwrap(),
@@ -176,7 +174,7 @@ async fn catch_up_after_five_hours_down_follows_each_policy() {
     .await;
     // Down until 16:05; missed: 11:15 ... 16:00, twenty occurrences each.
     h.clock.set("2026-11-27T16:05:00Z".parse().unwrap());
-    support::live(
+    crate::support::live(
         &h,
         &schedule,
         "2026-11-27T16:05:00Z".parse().unwrap(),
@@ -271,7 +269,7 @@ async fn catch_up_after_five_hours_down_follows_each_policy() {
 /// A task whose handler panics is recorded as failed, not lost with its run left `running`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inline_task_that_panics_fails_with_the_panic_message() {
-    let h = support::harness("sqlite").await.unwrap();
+    let h = crate::support::harness("sqlite").await.unwrap();
     let args = serde_json::json!({ "n": 1 }).as_object().unwrap().clone();
     let (outcome, error) = scheduler::execute(
         &h.rt,
@@ -311,11 +309,11 @@ args = { ms = 150000 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffer_one_runs_one_waiting_occurrence_after_the_running_one() {
     let t0: DateTime<Utc> = "2026-11-27T10:00:00Z".parse().unwrap();
-    let h = support::harness_from("sqlite", t0 - TimeDelta::seconds(1))
+    let h = crate::support::harness_from("sqlite", t0 - TimeDelta::seconds(1))
         .await
         .unwrap();
     let schedule = Arc::new(file::parse("b.toml".as_ref(), BUFFER_ONE, Tz::UTC).unwrap());
-    let stop = conecta::queue::worker::StopHandle::default();
+    let stop = conecta::stop::StopHandle::default();
     let looping = tokio::spawn(scheduler::run(schedule, h.rt.clone(), stop.clone(), None));
     // Second by second to 10:03:30, letting the loop and its runs catch up at each step.
     let mut now = t0 - TimeDelta::seconds(1);
@@ -348,7 +346,7 @@ async fn buffer_one_runs_one_waiting_occurrence_after_the_running_one() {
     assert_eq!(at(3).outcome, "running", "10:03 waits in the seat");
     assert!(at(3).started_at.unwrap() < t0 + TimeDelta::minutes(3) + TimeDelta::seconds(10));
     // A stop lets the running one finish and gives up the waiting seat.
-    stop.stop(conecta::queue::worker::StopReason::Signal);
+    stop.stop(conecta::stop::StopReason::Signal);
     while !looping.is_finished() {
         now += TimeDelta::seconds(1);
         h.clock.set(now);

@@ -1,7 +1,6 @@
 //! Test support: a fresh, migrated store and queue per test on each backend, reading service
 //! URLs from the environment. Without a URL a test skips loudly; with `CI=true` a missing
 //! service is a failure, never a skip.
-#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,9 +10,10 @@ use conecta::clock::ManualClock;
 use conecta::queue::database::DatabaseQueue;
 use conecta::queue::memory::MemoryQueue;
 use conecta::queue::redis::RedisQueue;
-use conecta::queue::worker::{self, StopHandle, StopReason, WorkerOptions};
+use conecta::queue::worker::{self, WorkerOptions};
 use conecta::queue::{JobContext, JobError, Queue, Registry, Runtime};
 use conecta::schedule::{Schedule, scheduler};
+use conecta::stop::{StopHandle, StopReason};
 use conecta::store::Db;
 use serde::Deserialize;
 
@@ -51,24 +51,94 @@ pub fn start() -> DateTime<Utc> {
     "2026-11-27T10:00:00Z".parse().unwrap()
 }
 
-/// The service URL in `var`, or `None` (a loud skip) outside CI.
+/// The service URL in `var`, or `None` (a counted skip) outside CI.
 pub fn service_url(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
-            panic!("{var} is not set, and CI=true: a missing service is a failure in CI")
-        }
         _ => {
-            eprintln!(
-                "SKIPPED: {var} is not set; export it to run this test against the real service"
-            );
+            skip(&format!("{var} not set"));
             None
         }
     }
 }
 
+/// True under CI, where nothing may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Skips the running test for `reason`, or fails it under CI. A skip is written at once and
+/// counted; the run's last line says how many tests skipped and why.
+///
+/// The test harness captures what tests print with `print!`/`eprint!`; these lines are
+/// written to the standard error stream directly, so they are shown, and the summary is
+/// written when the process exits (after the harness's own summary).
+pub fn skip(reason: &str) {
+    if in_ci() {
+        panic!("{reason}, and CI=true: a missing service or tool is a failure in CI");
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    say(&format!("SKIPPED {test}: {reason}\n"));
+    *SKIPPED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(reason.to_string())
+        .or_default() += 1;
+    REPORT.call_once(|| {
+        // SAFETY: `atexit` is the C library's; `report_skips` is a plain `extern "C" fn`
+        // that neither unwinds nor needs anything torn down before it.
+        unsafe {
+            atexit(report_skips);
+        }
+    });
+}
+
+static SKIPPED: Mutex<std::collections::BTreeMap<String, usize>> =
+    Mutex::new(std::collections::BTreeMap::new());
+static REPORT: std::sync::Once = std::sync::Once::new();
+
+unsafe extern "C" {
+    fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+}
+
+extern "C" fn report_skips() {
+    let skipped = SKIPPED.lock().unwrap_or_else(|p| p.into_inner());
+    let total: usize = skipped.values().sum();
+    let why: Vec<String> = skipped
+        .iter()
+        .map(|(reason, n)| format!("{n} × {reason}"))
+        .collect();
+    say(&format!(
+        "\n{total} test{} skipped, not run: {} (export the service URLs as in the README to run them)\n",
+        if total == 1 { "" } else { "s" },
+        why.join(", ")
+    ));
+}
+
+/// Writes `text` to the standard error stream past the harness's capture.
+fn say(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+/// Waits for `cond` up to `limit`, polling every 50 ms; panics with `what` when it never
+/// holds. Tests wait for a condition this way instead of sleeping a fixed time.
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {limit:?} waiting for: {what}");
+}
+
 fn registry(rec: &Recorder) -> Registry {
-    let mut r = Registry::standard();
+    let mut r = conecta::tasks::registry();
     let seen = rec.seen.clone();
     r.register("test:record", move |_ctx: JobContext, p: N| {
         let seen = seen.clone();
@@ -257,19 +327,19 @@ macro_rules! on_databases {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn sqlite() {
-                if let Some(h) = super::support::harness("sqlite").await {
+                if let Some(h) = $crate::support::harness("sqlite").await {
                     super::$name(h).await
                 }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn postgres() {
-                if let Some(h) = super::support::harness("postgres").await {
+                if let Some(h) = $crate::support::harness("postgres").await {
                     super::$name(h).await
                 }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn mysql() {
-                if let Some(h) = super::support::harness("mysql").await {
+                if let Some(h) = $crate::support::harness("mysql").await {
                     super::$name(h).await
                 }
             }

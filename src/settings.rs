@@ -1,0 +1,49 @@
+//! What job and task bodies need from the configuration besides the database and the queue:
+//! the application's zone, the mailer, the outbox stream and progress bars. The runtime
+//! carries them, so a body reaches them through its `JobContext`.
+
+use chrono_tz::Tz;
+
+use crate::config::Config;
+use crate::mail::{MailError, Mailer};
+use crate::progress::Progress;
+
+/// What task bodies need from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `APP_TIMEZONE`: the zone "yesterday" is reckoned in for `analytics:sync`.
+    pub app_timezone: Tz,
+    /// Where emails go.
+    pub mailer: Mailer,
+    /// The Redis stream published outbox messages are also added to, if any.
+    pub outbox_stream: Option<String>,
+    /// The Redis server of that stream.
+    pub redis_url: String,
+    /// Progress bars for work run by hand.
+    pub progress: Progress,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            app_timezone: Tz::UTC,
+            mailer: Mailer::Log,
+            outbox_stream: None,
+            redis_url: "redis://127.0.0.1:6379/".into(),
+            progress: Progress::quiet(),
+        }
+    }
+}
+
+impl Settings {
+    /// The settings `config` describes.
+    pub fn from_config(config: &Config) -> Result<Self, MailError> {
+        Ok(Self {
+            app_timezone: config.app_timezone,
+            mailer: Mailer::from_config(&config.mail)?,
+            outbox_stream: config.outbox_stream.clone(),
+            redis_url: config.redis_url.clone(),
+            progress: Progress::quiet(),
+        })
+    }
+}

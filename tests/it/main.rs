@@ -1,0 +1,21 @@
+//! The integration tests: one binary, one module per area. `support` builds a fresh,
+//! migrated store and queue per test on each backend from the service URLs in the
+//! environment, and counts the tests that skip for want of a service; the last line of the
+//! run says how many did and why.
+
+#[macro_use]
+mod support;
+
+mod cli_queue;
+mod cli_schedule;
+mod cli_scheduler;
+mod clock_discipline;
+mod outages;
+mod planner_properties;
+mod production_day;
+mod queue_conformance;
+mod scheduler;
+mod scheduler_replicas;
+mod tasks;
+mod time_semantics;
+mod worker_processes;
