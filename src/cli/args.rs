@@ -98,6 +98,20 @@ pub enum Command {
     Tenants(TenantsCommand),
     /// Standard workloads against the configured queue; one `RESULT key=value …` line each.
     Bench(BenchArgs),
+    /// The catalog of tasks and jobs: what a schedule entry or `dispatch` can name.
+    #[command(subcommand)]
+    Tasks(TasksCommand),
+}
+
+/// `conecta tasks …`.
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Every task and job: kind, queue, tries, timeout, uniqueness, arguments, summary.
+    List {
+        /// table or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
 }
 
 /// `conecta run-task`.

@@ -33,6 +33,7 @@ mod schedule_next;
 mod schedule_simulate;
 mod scheduler;
 mod start;
+mod tasks;
 mod tenants;
 mod worker;
 
@@ -450,6 +451,7 @@ async fn dispatch(ctx: &Context, cli: &Cli) -> anyhow::Result<ExitStatus> {
         Command::Outbox(cmd) => outbox::run(ctx, cmd, &mut out).await,
         Command::Demo(cmd) => demo::run(ctx, cmd, &mut out).await,
         Command::Tenants(cmd) => tenants::run(ctx, cmd, &mut out).await,
+        Command::Tasks(cmd) => tasks::run(ctx, cmd, &mut out),
         Command::Bench(args)
             if matches!(
                 args.workload,

@@ -591,39 +591,16 @@ impl Validator<'_> {
                 .map(|s| s.start)
                 .unwrap_or(f.at);
             let json = to_json(value);
-            if let Some(def) = def {
-                match def.arg(key) {
-                    None => {
-                        let hint = match did_you_mean(key, def.args.iter().map(|a| a.name)) {
-                            Some(s) => format!("did you mean \"{s}\"?"),
-                            None if def.args.is_empty() => {
-                                format!("{} takes no arguments", def.name)
-                            }
-                            None => format!(
-                                "{} takes: {}",
-                                def.name,
-                                def.args
-                                    .iter()
-                                    .map(|a| a.name)
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        };
-                        self.error(
-                            at,
-                            format!("unknown argument \"{key}\" for task \"{}\"", def.name),
-                            Some(hint),
-                        );
-                        ok = false;
-                    }
-                    Some(arg) => {
-                        if let Err(message) = arg.kind.check(&json) {
-                            let at = value.span().map(|s| s.start).unwrap_or(at);
-                            self.error(at, format!("bad argument `{key}`: {message}"), None);
-                            ok = false;
-                        }
-                    }
-                }
+            if let Some(def) = def
+                && let Err(problem) = def.check_arg(key, &json)
+            {
+                // Point at the value when the key is right but its value is not.
+                let at = match def.arg(key) {
+                    Some(_) => value.span().map(|s| s.start).unwrap_or(at),
+                    None => at,
+                };
+                self.error(at, problem.message, problem.hint);
+                ok = false;
             }
             out.insert(key.to_string(), json);
         }

@@ -83,6 +83,18 @@ pub enum ArgKind {
 }
 
 impl ArgKind {
+    /// Its name in `conecta tasks list`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArgKind::Duration => "duration",
+            ArgKind::Integer => "integer",
+            ArgKind::Text => "text",
+            ArgKind::Date => "date",
+            ArgKind::Bool => "bool",
+            ArgKind::Json => "json",
+        }
+    }
+
     /// What a value of this kind looks like, for error messages.
     pub fn example(self) -> &'static str {
         match self {
@@ -126,6 +138,8 @@ pub struct ArgDef {
     pub name: &'static str,
     /// Its type.
     pub kind: ArgKind,
+    /// What the body uses when it is not given, in words (`None`: all, or nothing).
+    pub default: Option<&'static str>,
 }
 
 /// One entry of the catalog.
@@ -139,7 +153,42 @@ pub struct TaskDef {
     pub args: &'static [ArgDef],
     /// One line on what it does.
     pub summary: &'static str,
+    /// The queue its jobs are enqueued on when conecta enqueues them (`None` for a task,
+    /// which runs inline in the scheduler or `run-task`).
+    pub queue: Option<&'static str>,
+    /// Tries of the jobs conecta enqueues (`None`: the worker's `--tries`).
+    pub tries: Option<u32>,
+    /// Seconds between tries (`None`: the worker's `--backoff`).
+    pub backoff: Option<&'static [u64]>,
+    /// Seconds a run may take (`None`: the worker's `--timeout`, or the schedule entry's).
+    pub timeout: Option<u64>,
+    /// What makes two of its jobs the same (their unique key), if anything.
+    pub unique: Option<&'static str>,
 }
+
+/// A task: runs inline, nothing set.
+const TASK: TaskDef = TaskDef {
+    name: "",
+    kind: Kind::Task,
+    args: &[],
+    summary: "",
+    queue: None,
+    tries: None,
+    backoff: None,
+    timeout: None,
+    unique: None,
+};
+
+/// A job on the `default` queue with the worker's tries, backoff and timeout.
+const JOB: TaskDef = TaskDef {
+    kind: Kind::Job,
+    queue: Some("default"),
+    ..TASK
+};
+
+/// Tries and backoff of the jobs the outbox publishes (mail): retried for about six minutes.
+const OUTBOX_TRIES: u32 = 5;
+const OUTBOX_BACKOFF: &[u64] = &[10, 60, 300];
 
 /// An argument that does not fit a task's definition: what is wrong and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,9 +207,16 @@ impl TaskDef {
     }
 
     /// Checks `args` against this definition: every key must be an argument it takes and every
-    /// value of that argument's type. `run-task` and `dispatch` check through here.
+    /// value of that argument's type. The first problem is returned.
     pub fn check_args(&self, args: &serde_json::Map<String, Value>) -> Result<(), ArgProblem> {
-        for (key, value) in args {
+        args.iter()
+            .try_for_each(|(key, value)| self.check_arg(key, value))
+    }
+
+    /// Checks one argument. The schedule file, `run-task` and `dispatch` all check through
+    /// here, so a typo gets the same message from each.
+    pub fn check_arg(&self, key: &str, value: &Value) -> Result<(), ArgProblem> {
+        {
             let Some(arg) = self.arg(key) else {
                 let hint = crate::suggest::did_you_mean(key, self.args.iter().map(|a| a.name))
                     .map(|s| format!("did you mean \"{s}\"?"))
@@ -180,77 +236,90 @@ impl TaskDef {
             arg.kind.check(value).map_err(|m| ArgProblem {
                 message: format!("bad argument `{key}` for \"{}\": {m}", self.name),
                 hint: None,
-            })?;
+            })
         }
-        Ok(())
     }
 }
 
 const fn arg(name: &'static str, kind: ArgKind) -> ArgDef {
-    ArgDef { name, kind }
+    ArgDef {
+        name,
+        kind,
+        default: None,
+    }
 }
 
+const fn arg_or(name: &'static str, kind: ArgKind, default: &'static str) -> ArgDef {
+    ArgDef {
+        name,
+        kind,
+        default: Some(default),
+    }
+}
+
+/// A task's optional scope to one tenant.
+const TENANT_SCOPE: ArgDef = arg_or("tenant", ArgKind::Integer, "every tenant");
+/// A job's tenant.
 const TENANT: ArgDef = arg("tenant", ArgKind::Integer);
 
 /// Every registered task and job.
 pub const CATALOG: &[TaskDef] = &[
     TaskDef {
         name: "outbox:process",
-        kind: Kind::Task,
         args: &[
-            arg("batch", ArgKind::Integer),
-            arg("limit", ArgKind::Integer),
+            arg_or("batch", ArgKind::Integer, "500"),
+            arg_or("limit", ArgKind::Integer, "every pending message"),
         ],
         summary: "publish pending outbox messages",
+        ..TASK
     },
     TaskDef {
         name: "orders:release-stale",
-        kind: Kind::Task,
-        args: &[arg("older_than", ArgKind::Duration), TENANT],
+        args: &[arg_or("older_than", ArgKind::Duration, "30m"), TENANT_SCOPE],
         summary: "cancel stale pending orders and restore their stock",
+        ..TASK
     },
     TaskDef {
         name: "appointments:send-reminders",
-        kind: Kind::Task,
-        args: &[TENANT],
+        args: &[TENANT_SCOPE],
         summary: "queue reminders for appointments starting in 23-24 hours",
+        ..TASK
     },
     TaskDef {
         name: "analytics:sync",
-        kind: Kind::Task,
         args: &[
-            arg("chunk", ArgKind::Integer),
-            arg("date", ArgKind::Date),
-            TENANT,
+            arg_or("chunk", ArgKind::Integer, "500"),
+            arg_or("date", ArgKind::Date, "yesterday in APP_TIMEZONE"),
+            TENANT_SCOPE,
         ],
         summary: "fan out SyncTenantAnalytics over approved tenants",
+        ..TASK
     },
     TaskDef {
         name: "tenants:audit-limits",
-        kind: Kind::Task,
-        args: &[TENANT],
+        args: &[TENANT_SCOPE],
         summary: "compare tenant usage with plan limits",
+        ..TASK
     },
     TaskDef {
         name: "AuditTenantLimits",
-        kind: Kind::Job,
-        args: &[TENANT],
+        args: &[TENANT_SCOPE],
         summary: "compare tenant usage with plan limits (job form)",
+        ..JOB
     },
     TaskDef {
         name: "model:prune",
-        kind: Kind::Task,
         args: &[
-            arg("outbox_days", ArgKind::Integer),
-            arg("failed_jobs_days", ArgKind::Integer),
-            arg("batches_days", ArgKind::Integer),
-            arg("schedule_runs_days", ArgKind::Integer),
+            arg_or("outbox_days", ArgKind::Integer, "7"),
+            arg_or("failed_jobs_days", ArgKind::Integer, "30"),
+            arg_or("batches_days", ArgKind::Integer, "7"),
+            arg_or("schedule_runs_days", ArgKind::Integer, "30"),
         ],
         summary: "prune processed outbox rows, old failed jobs, batches and runs",
+        ..TASK
     },
     TaskDef {
         name: "SendAppointmentReminder",
-        kind: Kind::Job,
         args: &[
             arg("outbox_id", ArgKind::Integer),
             arg("appointment_id", ArgKind::Integer),
@@ -260,10 +329,12 @@ pub const CATALOG: &[TaskDef] = &[
             arg("starts_at", ArgKind::Text),
         ],
         summary: "email one appointment reminder (published from the outbox)",
+        tries: Some(OUTBOX_TRIES),
+        backoff: Some(OUTBOX_BACKOFF),
+        ..JOB
     },
     TaskDef {
         name: "SendOrderCancellation",
-        kind: Kind::Job,
         args: &[
             arg("outbox_id", ArgKind::Integer),
             arg("order_id", ArgKind::Integer),
@@ -274,85 +345,89 @@ pub const CATALOG: &[TaskDef] = &[
             arg("restored", ArgKind::Json),
         ],
         summary: "email a customer that a stale order was cancelled (from the outbox)",
+        tries: Some(OUTBOX_TRIES),
+        backoff: Some(OUTBOX_BACKOFF),
+        ..JOB
     },
     TaskDef {
         name: "SyncTenantAnalytics",
-        kind: Kind::Job,
         args: &[TENANT, arg("date", ArgKind::Date)],
         summary: "aggregate one tenant's day into its analytics row",
+        unique: Some("analytics:{tenant}:{date}, for a day"),
+        ..JOB
     },
     TaskDef {
         name: "RecordInteraction",
-        kind: Kind::Job,
         args: &[
             TENANT,
             arg("kind", ArgKind::Text),
             arg("visitor", ArgKind::Text),
         ],
         summary: "store one visitor or interaction event",
+        ..JOB
     },
     TaskDef {
         name: "EnhanceTenantProfileJob",
-        kind: Kind::Job,
         args: &[TENANT],
         summary: "apply AI-generated description and tags to a tenant profile",
+        ..JOB
     },
     TaskDef {
         name: "GenerateBusinessProfile",
-        kind: Kind::Job,
         args: &[TENANT],
         summary: "first AI profile of a newly onboarded tenant",
+        ..JOB
     },
     TaskDef {
         name: "GenerateSalesExport",
-        kind: Kind::Job,
         args: &[TENANT, arg("format", ArgKind::Text)],
         summary: "CSV or Excel export of a tenant's sales",
+        ..JOB
     },
     TaskDef {
         name: "GeneratePdfReportJob",
-        kind: Kind::Job,
         args: &[TENANT],
         summary: "PDF report of a tenant",
+        ..JOB
     },
     TaskDef {
         name: "GenerateProductBlurhash",
-        kind: Kind::Job,
         args: &[arg("product", ArgKind::Integer)],
         summary: "BlurHash of a product image",
+        ..JOB
     },
     TaskDef {
         name: "SendCampaignEmail",
-        kind: Kind::Job,
         args: &[
             arg("campaign", ArgKind::Integer),
             arg("recipient", ArgKind::Text),
         ],
         summary: "send one campaign email",
+        ..JOB
     },
     TaskDef {
         name: "ProcessPaymentWebhook",
-        kind: Kind::Job,
         args: &[arg("event_id", ArgKind::Text)],
         summary: "apply a verified payment event to its order",
+        ..JOB
     },
     TaskDef {
         name: "diagnostics:noop",
-        kind: Kind::Job,
         args: &[],
         summary: "does nothing (smoke test)",
+        ..JOB
     },
     TaskDef {
         name: "diagnostics:sleep",
-        kind: Kind::Job,
         args: &[arg("ms", ArgKind::Integer)],
         summary: "sleeps ms milliseconds (smoke test)",
+        ..JOB
     },
     TaskDef {
         name: "diagnostics:fail",
-        kind: Kind::Job,
         args: &[arg("message", ArgKind::Text)],
         summary: "fails with message (smoke test)",
+        ..JOB
     },
 ];
 

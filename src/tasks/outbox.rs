@@ -16,10 +16,10 @@ use crate::store::outbox::{self, Message};
 pub const RECLAIM_AFTER: TimeDelta = TimeDelta::minutes(5);
 
 /// The job an event type is published as, and its queue.
-pub fn route(event_type: &str) -> Option<(&'static str, &'static str)> {
+pub fn route(event_type: &str) -> Option<&'static str> {
     match event_type {
-        "OrderCancelled" => Some(("SendOrderCancellation", "default")),
-        "AppointmentReminderDue" => Some(("SendAppointmentReminder", "default")),
+        "OrderCancelled" => Some("SendOrderCancellation"),
+        "AppointmentReminderDue" => Some("SendAppointmentReminder"),
         _ => None,
     }
 }
@@ -54,7 +54,7 @@ pub struct Report {
 
 /// The job a message is published as (its payload plus `outbox_id`).
 fn job_for(m: &Message) -> Result<NewJob, String> {
-    let (job, queue) = route(&m.event_type).ok_or_else(|| {
+    let job = route(&m.event_type).ok_or_else(|| {
         format!(
             "no job is mapped to event type {:?}; add it to tasks::outbox::route",
             m.event_type
@@ -67,9 +67,12 @@ fn job_for(m: &Message) -> Result<NewJob, String> {
     } else {
         data = json!({ "outbox_id": m.id, "event": data });
     }
-    let mut job = NewJob::new(job, data).on(queue);
-    job.tries = Some(5);
-    job.backoff = Some(vec![10, 60, 300]);
+    // Queue, tries and backoff are the catalog's, so `conecta tasks list` shows what is
+    // enqueued.
+    let def = super::find(job).ok_or_else(|| format!("{job} is not in the job catalog"))?;
+    let mut job = NewJob::new(job, data).on(def.queue.unwrap_or("default"));
+    job.tries = def.tries;
+    job.backoff = def.backoff.map(<[u64]>::to_vec);
     Ok(job)
 }
 

@@ -110,7 +110,7 @@ fn check_reports_bad_arguments_and_a_missing_cron() {
         "{err}"
     );
     assert!(
-        err.contains("s.toml:3:23: bad argument `older_than`: expected a duration"),
+        err.contains("s.toml:3:23: bad argument `older_than` for \"orders:release-stale\": expected a duration"),
         "{err}"
     );
     assert!(

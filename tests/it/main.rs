@@ -9,6 +9,7 @@ mod support;
 mod cli_queue;
 mod cli_schedule;
 mod cli_scheduler;
+mod cli_tasks;
 mod clock_discipline;
 mod outages;
 mod planner_properties;

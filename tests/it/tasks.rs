@@ -454,7 +454,75 @@ async fn audit_records_and_resolves_violations_and_prune_keeps_recent_rows(h: Ha
     h.finish().await;
 }
 
+/// PostgreSQL releases an order in one statement that builds the `OrderCancelled` payload in
+/// SQL; SQLite and MariaDB build it in Rust. Both must write the same event, item order and
+/// summed quantities included.
+async fn order_cancelled_payload_is_the_same_on_every_database(h: Harness) {
+    use conecta::store::orders::{self, StaleOrder};
+    let db = &h.db;
+    let t = h.now().timestamp() - 3_600;
+    db.query("INSERT INTO products (id, tenant_id, name, price_cents, stock_quantity, created_at) VALUES (7, 1, 'b', 100, 10, ?), (3, 1, 'a', 250, 0, ?)")
+        .bind(t)
+        .bind(t)
+        .execute(db)
+        .await
+        .unwrap();
+    db.query("INSERT INTO orders (id, tenant_id, status, customer_email, total_cents, created_at, updated_at) VALUES (41, 1, 'pending', 'ana@example.test', 950, ?, ?)")
+        .bind(t)
+        .bind(t)
+        .execute(db)
+        .await
+        .unwrap();
+    db.query("INSERT INTO order_items (order_id, product_id, quantity, price_cents) VALUES (41, 7, 2, 100), (41, 3, 1, 250), (41, 7, 3, 100)")
+        .execute(db)
+        .await
+        .unwrap();
+    let order = StaleOrder {
+        id: 41,
+        tenant_id: 1,
+        customer_email: "ana@example.test".into(),
+        total_cents: 950,
+        created_at: t,
+    };
+    assert!(orders::release(db, &order, h.now()).await.unwrap());
+    assert!(
+        !orders::release(db, &order, h.now()).await.unwrap(),
+        "released once"
+    );
+    let messages = outbox::range(db, 0, i64::MAX).await.unwrap();
+    assert_eq!(messages.len(), 1);
+    let m = &messages[0];
+    assert_eq!(
+        (
+            m.event_type.as_str(),
+            m.aggregate_type.as_str(),
+            m.aggregate_id.as_str()
+        ),
+        ("OrderCancelled", "order", "41")
+    );
+    let payload: serde_json::Value = serde_json::from_str(&m.payload).unwrap();
+    assert_eq!(
+        payload,
+        json!({
+            "order_id": 41,
+            "tenant_id": 1,
+            "customer_email": "ana@example.test",
+            "total_cents": 950,
+            "reason": "stale",
+            "restored": [
+                {"product_id": 3, "quantity": 1},
+                {"product_id": 7, "quantity": 5},
+            ],
+        })
+    );
+    assert_eq!(
+        scalar(db, "SELECT stock_quantity FROM products WHERE id = 7").await,
+        15
+    );
+}
+
 on_databases!(two_concurrent_release_stale_runs_release_each_order_once);
+on_databases!(order_cancelled_payload_is_the_same_on_every_database);
 on_databases!(two_outbox_processors_never_publish_a_row_twice);
 on_databases!(a_failing_publish_records_its_error_and_backs_off);
 on_databases!(reminders_go_out_once_and_reach_back_after_downtime);
