@@ -322,10 +322,18 @@ async fn buffer_one_runs_one_waiting_occurrence_after_the_running_one() {
         now += TimeDelta::seconds(1);
         h.clock.set(now);
     }
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let runs = schedule_runs::history(&h.db, Some("slow"), 100)
-        .await
-        .unwrap();
+    // Until the 10:03 occurrence sits in the seat (its row is written when it is claimed).
+    let t3 = t0 + TimeDelta::minutes(3);
+    let mut runs = Vec::new();
+    for _ in 0..200 {
+        runs = schedule_runs::history(&h.db, Some("slow"), 100)
+            .await
+            .unwrap();
+        if runs.iter().any(|r| r.due_at == t3) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let at = |m: i64| {
         runs.iter()
             .find(|r| r.due_at == t0 + TimeDelta::minutes(m))

@@ -47,8 +47,34 @@ fn replicas(database_url: String) {
             .unwrap()
         })
         .collect();
-    // Long enough for the last-started replica to pass two simulated hours.
-    std::thread::sleep(Duration::from_millis(5500));
+    // Until the replicas have claimed the occurrence two simulated hours in, and the
+    // slowest-started one is past it too (two more simulated minutes: 70 ms at 1,800x).
+    let t0: DateTime<Utc> = start.parse().unwrap();
+    let last = (t0 + TimeDelta::minutes(122))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    crate::support::wait_until(
+        "the replicas to pass two simulated hours",
+        Duration::from_secs(60),
+        || {
+            let out = cmd(&[
+                "schedule",
+                "history",
+                "--task",
+                "every-minute",
+                "--limit",
+                "1",
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap();
+            let newest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            newest[0]["due"]
+                .as_str()
+                .is_some_and(|due| due >= last.as_str())
+        },
+    );
     for c in &children {
         Command::new("kill")
             .args(["-TERM", &c.id().to_string()])
@@ -79,7 +105,6 @@ fn replicas(database_url: String) {
         per.values().all(|n| *n == 1),
         "an occurrence has more than one row"
     );
-    let t0: DateTime<Utc> = start.parse().unwrap();
     let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     for m in 1..=120 {
         let due = fmt(t0 + TimeDelta::minutes(m));
