@@ -1,4 +1,4 @@
-//! Configuration from the environment and a `.env` file, with Laravel's key names (SPEC §2).
+//! Configuration from the environment and a `.env` file, with Laravel's key names (README, Configuration).
 //!
 //! The process environment wins over the file. Every value is validated when the
 //! configuration is built, so a bad value stops the program at start with the key named,

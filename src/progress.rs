@@ -1,5 +1,5 @@
 //! Progress of long one-shot work (a fan-out, a replay, a prune of millions of rows): a bar on
-//! a terminal, nothing when output is not a terminal (SPEC §4).
+//! a terminal, nothing when output is not a terminal (README, Commands).
 
 use std::io::IsTerminal;
 use std::time::Duration;

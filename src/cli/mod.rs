@@ -50,7 +50,7 @@ use crate::store::Db;
 pub use args::Cli;
 use args::{Command, LogFormat, ScheduleCommand, Workload};
 
-/// The process exit status (SPEC §4).
+/// The process exit status (README, Commands).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
     /// 0: success.

@@ -1,4 +1,4 @@
-//! `conecta outbox process|coroner|replay|prune` (SPEC §6).
+//! `conecta outbox process|coroner|replay|prune` (docs/outbox.md).
 
 use std::io::Write;
 

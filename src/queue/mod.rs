@@ -1,7 +1,7 @@
 //! The queue: the job envelope, the [`Queue`] trait every driver implements, and the runtime
 //! that turns a handler's outcome into ack, release or failure.
 //!
-//! Semantics are SPEC §5 and identical on every driver: at least once, atomic reservation,
+//! Semantics are docs/queue.md and identical on every driver: at least once, atomic reservation,
 //! redelivery after `retry_after`, delays, strict queue priority, per-job tries, timeout and
 //! backoff, unique keys taken atomically with the enqueue. A driver never decides a job's
 //! fate; the runtime does, so the drivers stay small and the same for all.

@@ -1,4 +1,4 @@
-//! Catch-up after downtime (SPEC §3.2), as a pure decision: given the occurrences an entry
+//! Catch-up after downtime (docs/schedule.md), as a pure decision: given the occurrences an entry
 //! missed while no scheduler ran, which to run now and which to record as `missed`.
 //! Every missed occurrence lands in exactly one of the two lists: none is silently lost.
 

@@ -100,7 +100,7 @@ impl CronSpec {
     }
 
     /// True when the hour field matches every hour (`*`, `*/1`, `0-23`, `@hourly`): such an
-    /// entry follows elapsed real time across DST changes (SPEC §3.1).
+    /// entry follows elapsed real time across DST changes (docs/schedule.md).
     pub fn every_hour(&self) -> bool {
         self.hours == (1 << 24) - 1
     }

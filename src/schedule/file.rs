@@ -1,4 +1,4 @@
-//! Reading and validating the schedule file (SPEC §3).
+//! Reading and validating the schedule file (docs/schedule.md).
 //!
 //! The file is parsed with `toml_edit`, which keeps the byte span of every key and value, so
 //! each problem is reported as `FILE:LINE:COL: message` with a hint where one helps. All

@@ -1,4 +1,4 @@
-//! The dead-man's switch (SPEC §3.2): an entry whose last success is older than two of its
+//! The dead-man's switch (docs/schedule.md): an entry whose last success is older than two of its
 //! periods is overdue. Pure: the caller passes the recorded instants and "now".
 
 use chrono::{DateTime, TimeDelta, Utc};

@@ -1,4 +1,4 @@
-//! The planner: the occurrences of an entry in `[from, to)`, exactly as SPEC §3.1 says.
+//! The planner: the occurrences of an entry in `[from, to)`, exactly as docs/schedule.md says.
 //!
 //! This is the single code path both `schedule simulate` and the scheduler daemon use, so what
 //! the simulator shows is what production does. It is pure: no clock, no I/O.
@@ -51,7 +51,7 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// The rules SPEC §3.1 gives `entry`: elapsed time for every-hour entries, its own
+    /// The rules docs/schedule.md gives `entry`: elapsed time for every-hour entries, its own
     /// `dst_skipped`/`dst_repeated` for fixed-hour ones.
     pub fn for_entry(entry: &Entry) -> Self {
         if entry.cron.every_hour() {

@@ -1,4 +1,4 @@
-//! `outbox_messages` (SPEC §6): events written in the same transaction as the domain change
+//! `outbox_messages` (docs/outbox.md): events written in the same transaction as the domain change
 //! they describe, then claimed and published by `outbox process`.
 //!
 //! A claim stamps `claimed_at`/`claimed_by` on a batch of unprocessed rows in id order,

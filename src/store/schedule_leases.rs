@@ -1,4 +1,4 @@
-//! `schedule_leases`: the running-lock of an entry (SPEC §3.2 overlap), a lease renewed while
+//! `schedule_leases`: the running-lock of an entry (docs/schedule.md overlap), a lease renewed while
 //! its run is alive. An expired lease is taken over by exactly one process, which is told
 //! whose run it was so that run can be recorded as abandoned instead of `running` forever.
 

@@ -7,7 +7,7 @@ use super::{Db, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-/// How an occurrence ended (SPEC §3.2).
+/// How an occurrence ended (docs/schedule.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {

@@ -1,4 +1,4 @@
-//! The task and job catalog (SPEC §7): every name a schedule entry, `run-task` or `dispatch`
+//! The task and job catalog (`conecta tasks list`): every name a schedule entry, `run-task` or `dispatch`
 //! may use, with the arguments each accepts.
 //!
 //! This is a registry of names and argument schemas; the bodies live in one file per task.

@@ -1,4 +1,4 @@
-//! `outbox:process` (SPEC §6): claim unprocessed outbox rows in id order, publish each (enqueue
+//! `outbox:process` (docs/outbox.md): claim unprocessed outbox rows in id order, publish each (enqueue
 //! the job its event type maps to, and `XADD` it to a Redis stream when one is configured),
 //! mark them processed. A failed publish records `last_error` and backs off exponentially.
 //! Also `replay`, which publishes a range again, processed or not.

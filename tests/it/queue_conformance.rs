@@ -1,4 +1,4 @@
-//! One conformance suite for every queue driver and store (SPEC §5): each behaviour below is
+//! One conformance suite for every queue driver and store (docs/queue.md): each behaviour below is
 //! written once, generic over the harness, and run on memory (the `sync` connection), the
 //! database driver on SQLite, PostgreSQL and MariaDB, and the Redis driver.
 

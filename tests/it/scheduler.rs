@@ -95,7 +95,7 @@ async fn three_days_across_a_dst_change_run_exactly_as_planned() {
             .copied()
             .unwrap_or(0)
     };
-    // Hand-counted from SPEC 3.1: the 23-hour day has 92 quarter hours and 23 hours.
+    // Hand-counted from docs/schedule.md: the 23-hour day has 92 quarter hours and 23 hours.
     for (day, quarters, hours) in [
         ("2026-03-07", 96, 24),
         ("2026-03-08", 92, 23),
@@ -157,8 +157,8 @@ catch_up_window = "2h"
 catch_up_max = 3
 "#;
 
-/// Up for an hour, down for five, up again: each policy runs and records exactly what SPEC
-/// 3.2 says.
+/// Up for an hour, down for five, up again: each policy runs and records exactly what
+/// docs/schedule.md (catch-up) says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catch_up_after_five_hours_down_follows_each_policy() {
     let t0: DateTime<Utc> = "2026-11-27T10:00:00Z".parse().unwrap();

@@ -1,4 +1,4 @@
-//! The governance tasks' contracts (SPEC §6, §7), written once and run on SQLite, PostgreSQL
+//! The governance tasks' contracts (docs/outbox.md, §7), written once and run on SQLite, PostgreSQL
 //! and MariaDB: release-stale, the outbox processor, reminders, the analytics fan-out,
 //! audit-limits and prune, including the concurrent-run cases.
 

@@ -1,4 +1,4 @@
-//! SPEC §3.1, table by table. Every expected instant below was worked out by hand from the
+//! docs/schedule.md, table by table. Every expected instant below was worked out by hand from the
 //! spec and the zones' published rules, not produced by the code under test.
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, TimeZone, Utc};
