@@ -65,13 +65,7 @@ pub async fn unreminded(
     if let Some(t) = tenant {
         query = query.bind(t);
     }
-    query
-        .bind(limit)
-        .fetch_all(db)
-        .await?
-        .iter()
-        .map(decode)
-        .collect()
+    query.bind(limit).fetch_as(db, decode).await
 }
 
 /// Marks `a` reminded at `now` and writes its `AppointmentReminderDue` outbox row, in one
@@ -109,9 +103,6 @@ pub async fn mark_reminded(db: &Db, a: &Appointment, now: DateTime<Utc>) -> Resu
 pub async fn find(db: &Db, id: i64) -> Result<Option<Appointment>> {
     db.query(format!("SELECT {COLUMNS} FROM appointments WHERE id = ?"))
         .bind(id)
-        .fetch_optional(db)
-        .await?
-        .as_ref()
-        .map(decode)
-        .transpose()
+        .fetch_optional_as(db, decode)
+        .await
 }

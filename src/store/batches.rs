@@ -183,11 +183,8 @@ fn from_row(r: &Row) -> Result<Batch> {
 pub async fn find(db: &Db, id: &str) -> Result<Option<Batch>> {
     db.query(format!("SELECT {COLUMNS} FROM job_batches WHERE id = ?"))
         .bind(id)
-        .fetch_optional(db)
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+        .fetch_optional_as(db, from_row)
+        .await
 }
 
 /// The newest `limit` batches.
@@ -196,9 +193,6 @@ pub async fn list(db: &Db, limit: i64) -> Result<Vec<Batch>> {
         "SELECT {COLUMNS} FROM job_batches ORDER BY created_at DESC, id DESC LIMIT ?"
     ))
     .bind(limit)
-    .fetch_all(db)
-    .await?
-    .iter()
-    .map(from_row)
-    .collect()
+    .fetch_as(db, from_row)
+    .await
 }

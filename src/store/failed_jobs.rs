@@ -86,11 +86,8 @@ pub async fn list(db: &Db) -> Result<Vec<FailedJob>> {
     db.query(format!(
         "SELECT {COLUMNS} FROM failed_jobs ORDER BY id DESC"
     ))
-    .fetch_all(db)
-    .await?
-    .iter()
-    .map(from_row)
-    .collect()
+    .fetch_as(db, from_row)
+    .await
 }
 
 /// One failed job by row id or uuid.
@@ -103,13 +100,7 @@ pub async fn find(db: &Db, id_or_uuid: &str) -> Result<Option<FailedJob>> {
             .bind(id),
         Err(_) => db.query(format!("SELECT {COLUMNS} FROM failed_jobs WHERE uuid = ?")),
     };
-    query
-        .bind(id_or_uuid)
-        .fetch_optional(db)
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+    query.bind(id_or_uuid).fetch_optional_as(db, from_row).await
 }
 
 /// Deletes one failed job by row id; true if it existed.

@@ -173,11 +173,8 @@ pub async fn range(db: &Db, from: i64, to: i64) -> Result<Vec<Message>> {
     ))
     .bind(from)
     .bind(to)
-    .fetch_all(db)
-    .await?
-    .iter()
-    .map(decode)
-    .collect()
+    .fetch_as(db, decode)
+    .await
 }
 
 /// Unprocessed messages that are stuck: claimed before `claimed_before` and never finished,
@@ -196,11 +193,8 @@ pub async fn stuck(
     .bind(claimed_before.timestamp())
     .bind(min_attempts)
     .bind(limit)
-    .fetch_all(db)
-    .await?
-    .iter()
-    .map(decode)
-    .collect()
+    .fetch_as(db, decode)
+    .await
 }
 
 /// How many messages wait to be published.

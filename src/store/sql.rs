@@ -18,49 +18,33 @@ use sqlx::{Arguments, Decode, Encode, Row as _, Type};
 
 use super::{Backend, Db, Result, StoreError, Tx};
 
+/// A Rust type all three databases have a column type for.
+pub trait Typed: Type<Sqlite> + Type<Postgres> + Type<MySql> {}
+
+impl<T: Type<Sqlite> + Type<Postgres> + Type<MySql>> Typed for T {}
+
 /// A value that can be bound as an argument on all three databases.
 pub trait Param<'q>:
-    Send
-    + 'q
-    + Encode<'q, Sqlite>
-    + Type<Sqlite>
-    + Encode<'q, Postgres>
-    + Type<Postgres>
-    + Encode<'q, MySql>
-    + Type<MySql>
+    Typed + Send + 'q + Encode<'q, Sqlite> + Encode<'q, Postgres> + Encode<'q, MySql>
 {
 }
 
 impl<'q, T> Param<'q> for T where
-    T: Send
-        + 'q
-        + Encode<'q, Sqlite>
-        + Type<Sqlite>
-        + Encode<'q, Postgres>
-        + Type<Postgres>
-        + Encode<'q, MySql>
-        + Type<MySql>
+    T: Typed + Send + 'q + Encode<'q, Sqlite> + Encode<'q, Postgres> + Encode<'q, MySql>
 {
 }
 
 /// A value that can be read from a column on all three databases.
 pub trait Cell:
-    for<'r> Decode<'r, Sqlite>
-    + Type<Sqlite>
-    + for<'r> Decode<'r, Postgres>
-    + Type<Postgres>
-    + for<'r> Decode<'r, MySql>
-    + Type<MySql>
+    Typed + for<'r> Decode<'r, Sqlite> + for<'r> Decode<'r, Postgres> + for<'r> Decode<'r, MySql>
 {
 }
 
 impl<T> Cell for T where
-    T: for<'r> Decode<'r, Sqlite>
-        + Type<Sqlite>
+    T: Typed
+        + for<'r> Decode<'r, Sqlite>
         + for<'r> Decode<'r, Postgres>
-        + Type<Postgres>
         + for<'r> Decode<'r, MySql>
-        + Type<MySql>
 {
 }
 
@@ -283,6 +267,28 @@ impl<'q> Query<'q> {
         self.fetch_optional(on)
             .await?
             .map(|r| r.try_get(0))
+            .transpose()
+    }
+
+    /// Every row, read by `decode`.
+    pub async fn fetch_as<'e, T>(
+        self,
+        on: impl Into<On<'e>>,
+        decode: impl Fn(&Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        self.fetch_all(on).await?.iter().map(decode).collect()
+    }
+
+    /// The first row, if any, read by `decode`.
+    pub async fn fetch_optional_as<'e, T>(
+        self,
+        on: impl Into<On<'e>>,
+        decode: impl Fn(&Row) -> Result<T>,
+    ) -> Result<Option<T>> {
+        self.fetch_optional(on)
+            .await?
+            .as_ref()
+            .map(decode)
             .transpose()
     }
 
