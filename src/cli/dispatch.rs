@@ -31,7 +31,8 @@ pub async fn run(
         )
         .into());
     }
-    let data = payload_arg(args.payload.as_deref()).map_err(|e| UsageError::new(e, None))?;
+    let data =
+        payload_arg(args.payload.as_deref()).map_err(|e| UsageError::new(e.to_string(), None))?;
     if let Some(def) = crate::tasks::find(&args.job) {
         let Some(map) = data.as_object() else {
             return Err(UsageError::new(

@@ -40,15 +40,15 @@ pub enum UniqueUntil {
 }
 
 impl std::str::FromStr for UniqueUntil {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = BadPayload;
+    fn from_str(s: &str) -> std::result::Result<Self, BadPayload> {
         match s {
             "processed" => Ok(UniqueUntil::Processed),
             "processing" => Ok(UniqueUntil::Processing),
             "ttl" => Ok(UniqueUntil::Ttl),
-            other => Err(format!(
+            other => Err(BadPayload(format!(
                 "expected processed, processing or ttl, got: {other:?}"
-            )),
+            ))),
         }
     }
 }
@@ -209,7 +209,7 @@ pub struct Reserved {
     /// This is attempt number `attempts` (1 on first delivery).
     pub attempts: u32,
     /// The decoded envelope, or why it could not be decoded.
-    pub envelope: std::result::Result<Envelope, String>,
+    pub envelope: std::result::Result<Envelope, BadPayload>,
 }
 
 impl Reserved {
@@ -377,7 +377,13 @@ pub async fn open(
     })
 }
 
+/// A payload, or a part of one, that cannot be read as what it should be (why, in words).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadPayload(pub String);
+
 /// Decodes a stored payload into its envelope.
-pub fn decode(raw: &str) -> std::result::Result<Envelope, String> {
-    serde_json::from_str(raw).map_err(|e| format!("payload is not a conecta job envelope: {e}"))
+pub fn decode(raw: &str) -> std::result::Result<Envelope, BadPayload> {
+    serde_json::from_str(raw)
+        .map_err(|e| BadPayload(format!("payload is not a conecta job envelope: {e}")))
 }

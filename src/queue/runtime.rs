@@ -527,10 +527,11 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// A payload given on the command line or in a schedule, parsed as JSON.
-pub fn payload_arg(text: Option<&str>) -> std::result::Result<Value, String> {
+pub fn payload_arg(text: Option<&str>) -> std::result::Result<Value, super::BadPayload> {
     match text {
         None => Ok(Value::Object(Default::default())),
-        Some(t) => serde_json::from_str(t).map_err(|e| format!("--payload is not valid JSON: {e}")),
+        Some(t) => serde_json::from_str(t)
+            .map_err(|e| super::BadPayload(format!("--payload is not valid JSON: {e}"))),
     }
 }
 

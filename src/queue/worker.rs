@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::runtime::{Defaults, Outcome};
 use super::{QueueError, Runtime};
-use crate::outage::{Backoff, Classify, Dependency, ErrorKind};
+use crate::outage::{Backoff, Classify, Dependency, ErrorKind, Write};
 use crate::stop::{StopHandle, StopReason};
 use crate::store::heartbeats::{self, Heartbeat};
 
@@ -148,7 +148,9 @@ pub async fn run(
     };
     if let Err(e) = heartbeats::beat(&rt.db, &beat("running", started, 0)).await {
         rt.outages
-            .went_away(Dependency::Database, "write the worker heartbeat", &e);
+            .write_failed(Write::Heartbeat, &id, "write the worker heartbeat", &e);
+        rt.outages
+            .observe::<(), _>(Dependency::Database, "write the worker heartbeat", &Err(e));
     }
     tracing::info!(worker = %id, queues = %opts.queues.join(","), concurrency = opts.concurrency, connection = rt.queue.connection(), "worker started");
 
@@ -171,6 +173,7 @@ pub async fn run(
         let opts = opts.clone();
         let processed = processed.clone();
         let beat = beat.clone();
+        let id = id.clone();
         async move {
             let mut tick = tokio::time::interval(Duration::from_millis(500));
             let mut n: u64 = 0;
@@ -208,6 +211,14 @@ pub async fn run(
                         &beat(&status, now, processed.load(Ordering::SeqCst)),
                     )
                     .await;
+                    if let Err(e) = &wrote {
+                        rt.outages.write_failed(
+                            Write::Heartbeat,
+                            &id,
+                            "write the worker heartbeat",
+                            e,
+                        );
+                    }
                     rt.outages
                         .observe(Dependency::Database, "write the worker heartbeat", &wrote);
                     if n % 600 == 4 {
@@ -234,10 +245,17 @@ pub async fn run(
         }
     }
     stop.stop(StopReason::Signal);
-    let _ = housekeeping.await;
+    if let Err(e) = housekeeping.await {
+        tracing::error!(error = %e, "the worker's heartbeat task panicked");
+    }
     let done = processed.load(Ordering::SeqCst);
     if let Err(e) = heartbeats::beat(&rt.db, &beat("stopped", rt.clock.now(), done)).await {
-        tracing::warn!(error = %e, "cannot record the worker's stop; its heartbeat ages out");
+        rt.outages.write_failed(
+            Write::Heartbeat,
+            &id,
+            "record the worker's stop; its heartbeat ages out",
+            &e,
+        );
     }
     if let Some(e) = first_error {
         return Err(e);

@@ -108,7 +108,7 @@ impl ArgKind {
     }
 
     /// Checks `value` against this kind; the error says what was expected and what was given.
-    pub fn check(self, value: &Value) -> Result<(), String> {
+    pub fn check(self, value: &Value) -> Result<(), BadValue> {
         let ok = match (self, value) {
             (ArgKind::Duration, Value::String(s)) => crate::duration::parse(s).is_ok(),
             (ArgKind::Duration, Value::Number(n)) => n
@@ -126,9 +126,22 @@ impl ArgKind {
         if ok {
             Ok(())
         } else {
-            Err(format!("expected {}, got: {value}", self.example()))
+            Err(BadValue {
+                expected: self.example(),
+                got: value.to_string(),
+            })
         }
     }
+}
+
+/// A value that does not fit its argument's kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected {expected}, got: {got}")]
+pub struct BadValue {
+    /// What the kind looks like.
+    pub expected: &'static str,
+    /// The value given, as JSON.
+    pub got: String,
 }
 
 /// One argument a task accepts.
@@ -460,7 +473,10 @@ mod tests {
         assert!(ArgKind::Duration.check(&json!("30m")).is_ok());
         assert!(ArgKind::Duration.check(&json!(1800)).is_ok());
         assert_eq!(
-            ArgKind::Duration.check(&json!("soon")).unwrap_err(),
+            ArgKind::Duration
+                .check(&json!("soon"))
+                .unwrap_err()
+                .to_string(),
             "expected a duration like \"30m\", got: \"soon\""
         );
         assert!(ArgKind::Integer.check(&json!(-1)).is_err());

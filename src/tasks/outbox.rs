@@ -52,16 +52,33 @@ pub struct Report {
     pub failed: u64,
 }
 
+/// Why a message could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Its event type maps to no job.
+    #[error("no job is mapped to event type {0:?}; add it to tasks::outbox::route")]
+    Unmapped(String),
+    /// Its payload is not JSON.
+    #[error("payload of outbox message {id} is not JSON: {source}")]
+    NotJson {
+        /// The message.
+        id: i64,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// The job it maps to is missing from the catalog.
+    #[error("{0} is not in the job catalog")]
+    NotInCatalog(&'static str),
+    /// Adding it to the Redis stream failed.
+    #[error("outbox stream: {0}")]
+    Stream(#[from] redis::RedisError),
+}
+
 /// The job a message is published as (its payload plus `outbox_id`).
-fn job_for(m: &Message) -> Result<NewJob, String> {
-    let job = route(&m.event_type).ok_or_else(|| {
-        format!(
-            "no job is mapped to event type {:?}; add it to tasks::outbox::route",
-            m.event_type
-        )
-    })?;
+fn job_for(m: &Message) -> Result<NewJob, PublishError> {
+    let job = route(&m.event_type).ok_or_else(|| PublishError::Unmapped(m.event_type.clone()))?;
     let mut data: Value = serde_json::from_str(&m.payload)
-        .map_err(|e| format!("payload of outbox message {} is not JSON: {e}", m.id))?;
+        .map_err(|source| PublishError::NotJson { id: m.id, source })?;
     if let Value::Object(map) = &mut data {
         map.insert("outbox_id".into(), json!(m.id));
     } else {
@@ -69,7 +86,7 @@ fn job_for(m: &Message) -> Result<NewJob, String> {
     }
     // Queue, tries and backoff are the catalog's, so `conecta tasks list` shows what is
     // enqueued.
-    let def = super::find(job).ok_or_else(|| format!("{job} is not in the job catalog"))?;
+    let def = super::find(job).ok_or(PublishError::NotInCatalog(job))?;
     let mut job = NewJob::new(job, data).on(def.queue.unwrap_or("default"));
     job.tries = def.tries;
     job.backoff = def.backoff.map(<[u64]>::to_vec);
@@ -77,16 +94,12 @@ fn job_for(m: &Message) -> Result<NewJob, String> {
 }
 
 /// Adds `messages` to the configured Redis stream, if any.
-async fn stream(rt: &Runtime, messages: &[&Message]) -> Result<(), String> {
+async fn stream(rt: &Runtime, messages: &[&Message]) -> Result<(), PublishError> {
     let Some(name) = &rt.settings.outbox_stream else {
         return Ok(());
     };
-    let client = redis::Client::open(rt.settings.redis_url.as_str())
-        .map_err(|e| format!("outbox stream: {e}"))?;
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(|e| format!("outbox stream: cannot reach Redis: {e}"))?;
+    let client = redis::Client::open(rt.settings.redis_url.as_str())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
     let mut pipe = redis::pipe();
     for m in messages {
         pipe.cmd("XADD")
@@ -104,9 +117,7 @@ async fn stream(rt: &Runtime, messages: &[&Message]) -> Result<(), String> {
             .arg(&m.payload)
             .ignore();
     }
-    pipe.query_async::<()>(&mut conn)
-        .await
-        .map_err(|e| format!("outbox stream: XADD failed: {e}"))
+    Ok(pipe.query_async::<()>(&mut conn).await?)
 }
 
 /// What [`publish`] did with a batch.
@@ -132,7 +143,7 @@ pub async fn publish(rt: &Runtime, messages: &[Message]) -> Published {
                 ready.push(m);
                 jobs.push(job);
             }
-            Err(why) => failed.push((m.id, why)),
+            Err(why) => failed.push((m.id, why.to_string())),
         }
     }
     let outcome = match stream(rt, &ready).await {
@@ -143,7 +154,16 @@ pub async fn publish(rt: &Runtime, messages: &[Message]) -> Published {
             );
             (e.to_string(), outage)
         }),
-        Err(e) => Err((e, true)),
+        Err(e) => {
+            let outage = match &e {
+                PublishError::Stream(r) => matches!(
+                    crate::outage::Classify::kind(r),
+                    crate::outage::ErrorKind::Unavailable(_)
+                ),
+                _ => false,
+            };
+            Err((e.to_string(), outage))
+        }
     };
     match outcome {
         Ok(_) => Published {
