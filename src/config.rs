@@ -144,6 +144,101 @@ pub struct Config {
     /// `CONECTA_OUTBOX_STREAM`: a Redis stream each published outbox message is also added
     /// to (`XADD`), for consumers outside conecta; none by default.
     pub outbox_stream: Option<String>,
+    /// The HTTP server's settings (`CONECTA_HTTP_ADDR`, `APP_KEY`, …).
+    pub http: HttpConfig,
+}
+
+/// What the HTTP edge (`conecta serve`, and `start` unless `--no-http`) needs. A secret that
+/// is not set disables the routes that need it: they answer 503 and say why.
+#[derive(Clone)]
+pub struct HttpConfig {
+    /// `CONECTA_HTTP_ADDR`: where to listen (default `127.0.0.1:8080`).
+    pub addr: std::net::SocketAddr,
+    /// `APP_KEY` (Laravel's format, `base64:` prefix included), decoded: signs download links.
+    pub app_key: Option<Vec<u8>>,
+    /// `PAYMENT_WEBHOOK_SECRET`: verifies payment webhooks.
+    pub webhook_secret: Option<String>,
+    /// `PAYMENT_WEBHOOK_TOLERANCE`: how far a webhook's timestamp may be from now, in seconds
+    /// (default 300).
+    pub webhook_tolerance: u64,
+    /// `CONECTA_API_TOKEN`: the bearer token of `POST /api/dispatch`.
+    pub api_token: Option<String>,
+    /// `APP_URL`: the base of signed links (default `http://localhost`).
+    pub app_url: String,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets are never printed.
+        f.debug_struct("HttpConfig")
+            .field("addr", &self.addr)
+            .field("app_key", &self.app_key.as_ref().map(|_| "set"))
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "set"),
+            )
+            .field("webhook_tolerance", &self.webhook_tolerance)
+            .field("api_token", &self.api_token.as_ref().map(|_| "set"))
+            .field("app_url", &self.app_url)
+            .finish()
+    }
+}
+
+/// Reads the HTTP edge's settings.
+fn http_config(env: &Env) -> Result<HttpConfig, ConfigError> {
+    let addr = match env.get("CONECTA_HTTP_ADDR") {
+        None => std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+        Some(a) => a.trim().parse().map_err(|_| {
+            ConfigError::new(
+                "CONECTA_HTTP_ADDR",
+                format!(
+                    "expected an address and port like 127.0.0.1:8080 or 0.0.0.0:80, got: {a:?}"
+                ),
+            )
+        })?,
+    };
+    let app_key = match env.get("APP_KEY").map(str::trim).filter(|k| !k.is_empty()) {
+        None => None,
+        Some(k) => Some(match k.strip_prefix("base64:") {
+            Some(b64) => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| {
+                        ConfigError::new(
+                            "APP_KEY",
+                            format!("the part after \"base64:\" is not base64 ({e}); generate one with `php artisan key:generate --show`"),
+                        )
+                    })?
+            }
+            None => k.as_bytes().to_vec(),
+        }),
+    };
+    let webhook_tolerance = env
+        .parse::<u64>(
+            "PAYMENT_WEBHOOK_TOLERANCE",
+            "a whole number of seconds like 300",
+        )?
+        .unwrap_or(300);
+    if webhook_tolerance == 0 || webhook_tolerance > 86_400 {
+        return Err(ConfigError::new(
+            "PAYMENT_WEBHOOK_TOLERANCE",
+            "expected a whole number of seconds from 1 to 86400 (a day), like 300",
+        ));
+    }
+    let secret = |key: &str| env.get(key).map(str::to_string).filter(|s| !s.is_empty());
+    Ok(HttpConfig {
+        addr,
+        app_key,
+        webhook_secret: secret("PAYMENT_WEBHOOK_SECRET"),
+        webhook_tolerance,
+        api_token: secret("CONECTA_API_TOKEN"),
+        app_url: env
+            .get("APP_URL")
+            .unwrap_or("http://localhost")
+            .trim_end_matches('/')
+            .to_string(),
+    })
 }
 
 /// `MAIL_MAILER`: where mail goes.
@@ -410,6 +505,7 @@ impl Config {
             lease_seconds,
             mail: mail_config(env)?,
             outbox_stream: env.get("CONECTA_OUTBOX_STREAM").map(str::to_string),
+            http: http_config(env)?,
             queue_connection,
             retry_after,
             redis_url: redis_url(env)?,

@@ -21,6 +21,9 @@ pub struct Settings {
     pub redis_url: String,
     /// Progress bars for work run by hand.
     pub progress: Progress,
+    /// Where mail for the operators goes (payments to review): `MAIL_FROM_ADDRESS`, the
+    /// application's own mailbox.
+    pub operators_email: String,
 }
 
 impl Default for Settings {
@@ -31,6 +34,7 @@ impl Default for Settings {
             outbox_stream: None,
             redis_url: "redis://127.0.0.1:6379/".into(),
             progress: Progress::quiet(),
+            operators_email: "noreply@vito.test".into(),
         }
     }
 }
@@ -44,6 +48,7 @@ impl Settings {
             outbox_stream: config.outbox_stream.clone(),
             redis_url: config.redis_url.clone(),
             progress: Progress::quiet(),
+            operators_email: config.mail.from.clone(),
         })
     }
 }

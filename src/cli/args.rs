@@ -61,12 +61,23 @@ pub enum Command {
     /// Inspect, validate and simulate the schedule file.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
-    /// All in one process for a single machine: migrate, the scheduler, workers for high,default.
+    /// All in one process for a single machine: migrate, the scheduler, workers for high,default, the HTTP server.
     Start {
         /// Jobs run at once by the built-in worker.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        /// Do not open the HTTP port.
+        #[arg(long)]
+        no_http: bool,
     },
+    /// The HTTP server alone: payment webhooks, signed downloads, /healthz, /readyz, /metrics, /api/dispatch.
+    Serve,
+    /// Signed download links.
+    #[command(subcommand)]
+    Url(UrlCommand),
+    /// Payments: those that need a person.
+    #[command(subcommand)]
+    Payments(PaymentsCommand),
     /// Run the scheduler daemon: fire each due occurrence exactly once across replicas.
     Scheduler,
     /// Run one task once, now or as of --at, through the scheduler's code path.
@@ -101,6 +112,30 @@ pub enum Command {
     /// The catalog of tasks and jobs: what a schedule entry or `dispatch` can name.
     #[command(subcommand)]
     Tasks(TasksCommand),
+}
+
+/// `conecta url …`.
+#[derive(Debug, Subcommand)]
+pub enum UrlCommand {
+    /// Print a signed, expiring link to a file under storage/exports.
+    Sign {
+        /// The file, relative to storage/exports, e.g. 7/sales-2026-11.csv.
+        path: String,
+        /// How long the link works (a duration like 24h).
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+    },
+}
+
+/// `conecta payments …`.
+#[derive(Debug, Subcommand)]
+pub enum PaymentsCommand {
+    /// Payments that could not be applied to their order (e.g. it was already cancelled).
+    Reviews {
+        /// table or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
 }
 
 /// `conecta tasks …`.

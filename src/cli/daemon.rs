@@ -95,3 +95,28 @@ pub fn spawn_reload_listener(ctx: &Context, tx: tokio::sync::watch::Sender<Arc<S
         }
     });
 }
+
+/// Binds the HTTP port of `CONECTA_HTTP_ADDR` and serves on it until `stop`, in the
+/// background; warns about each route disabled for want of a secret.
+pub async fn spawn_http(
+    ctx: &Context,
+    rt: crate::queue::Runtime,
+    schedule: Option<Arc<Schedule>>,
+    stop: StopHandle,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let http = ctx.config.http.clone();
+    let listener = tokio::net::TcpListener::bind(http.addr)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} ({e}): set CONECTA_HTTP_ADDR to a free address{}",
+                http.addr,
+                " or pass --no-http to `start`"
+            )
+        })?;
+    let addr = listener.local_addr().unwrap_or(http.addr);
+    crate::http::warn_disabled(&http);
+    tracing::info!(%addr, "HTTP server listening");
+    let state = Arc::new(crate::http::AppState::new(rt, http, schedule));
+    Ok(tokio::spawn(crate::http::serve(listener, state, stop)))
+}

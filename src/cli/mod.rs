@@ -23,6 +23,7 @@ mod dispatch;
 mod locks;
 mod outbox;
 mod output;
+mod payments;
 mod queue;
 mod run_task;
 mod schedule_check;
@@ -32,9 +33,11 @@ mod schedule_list;
 mod schedule_next;
 mod schedule_simulate;
 mod scheduler;
+mod serve;
 mod start;
 mod tasks;
 mod tenants;
+mod url;
 mod worker;
 
 use std::io::Write;
@@ -393,7 +396,11 @@ pub fn run(cli: Cli) -> ExitStatus {
 fn init_logging(cli: &Cli) {
     let daemon = matches!(
         cli.command,
-        Command::Worker(_) | Command::Scheduler | Command::RunTask(_) | Command::Start { .. }
+        Command::Worker(_)
+            | Command::Scheduler
+            | Command::RunTask(_)
+            | Command::Start { .. }
+            | Command::Serve
     );
     let default = if daemon { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -441,7 +448,13 @@ async fn dispatch(ctx: &Context, cli: &Cli) -> anyhow::Result<ExitStatus> {
     let status = match &cli.command {
         Command::Worker(args) => worker::run(ctx, args).await,
         Command::Scheduler => scheduler::run(ctx).await,
-        Command::Start { concurrency } => start::run(ctx, *concurrency).await,
+        Command::Start {
+            concurrency,
+            no_http,
+        } => start::run(ctx, *concurrency, !*no_http).await,
+        Command::Serve => serve::run(ctx).await,
+        Command::Url(cmd) => url::run(ctx, cmd, &mut out),
+        Command::Payments(cmd) => payments::run(ctx, cmd, &mut out).await,
         Command::RunTask(args) => run_task::run(ctx, args, &mut out).await,
         Command::Dispatch(args) => dispatch::run(ctx, args, &mut out).await,
         Command::Queue(cmd) => queue::run(ctx, cmd, &mut out).await,

@@ -6,14 +6,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::daemon::{announce, check_concurrency, spawn_reload_listener, spawn_signal_listener};
+use super::daemon::{
+    announce, check_concurrency, spawn_http, spawn_reload_listener, spawn_signal_listener,
+};
 use super::{Context, ExitStatus};
 use crate::queue::runtime::Defaults;
 use crate::queue::worker::{self, WorkerOptions};
 use crate::schedule::scheduler;
 use crate::stop::{StopHandle, StopReason};
 
-pub async fn run(ctx: &Context, concurrency: usize) -> anyhow::Result<ExitStatus> {
+pub async fn run(ctx: &Context, concurrency: usize, http: bool) -> anyhow::Result<ExitStatus> {
     check_concurrency(concurrency)?;
     let schedule = Arc::new(ctx.schedule()?);
     let stop = StopHandle::default();
@@ -29,6 +31,11 @@ pub async fn run(ctx: &Context, concurrency: usize) -> anyhow::Result<ExitStatus
         "conecta started: scheduler and a worker for high,default"
     );
     announce(ctx, &schedule);
+    let server = if http {
+        Some(spawn_http(ctx, rt.clone(), Some(schedule.clone()), stop.clone()).await?)
+    } else {
+        None
+    };
     let (tx, rx) = tokio::sync::watch::channel(schedule);
     spawn_reload_listener(ctx, tx);
     let timeout = 60.min(ctx.config.retry_after.saturating_sub(1)).max(1);
@@ -55,6 +62,9 @@ pub async fn run(ctx: &Context, concurrency: usize) -> anyhow::Result<ExitStatus
     .await;
     stop.stop(StopReason::Signal);
     let worked = working.await?;
+    if let Some(server) = server {
+        server.await??;
+    }
     scheduled?;
     worked?;
     tracing::info!("conecta stopped");

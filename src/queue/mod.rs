@@ -356,6 +356,12 @@ pub trait Queue: Send + Sync {
         let _ = (queues, max);
         Ok(false)
     }
+
+    /// One round trip to the queue's own server, if it has one (Redis): is it answering?
+    /// The database drivers' server is the store's, checked there.
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Opens the queue driver the configuration names, on `db` for the database driver.

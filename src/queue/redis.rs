@@ -238,6 +238,12 @@ fn glob_escape(text: &str) -> String {
 
 #[async_trait]
 impl Queue for RedisQueue {
+    async fn ping(&self) -> Result<()> {
+        let mut c = self.conn.clone();
+        redis::cmd("PING").query_async::<()>(&mut c).await?;
+        Ok(())
+    }
+
     fn connection(&self) -> &'static str {
         "redis"
     }

@@ -71,6 +71,8 @@ pub struct Runtime {
     pub settings: Arc<Settings>,
     /// Which dependencies are away, shared by every loop of the process.
     pub outages: Arc<crate::outage::Outages>,
+    /// What `/metrics` exports, shared by every loop of the process.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// How long settling a finished job (ack, release, failure record, batch counters) keeps
     /// retrying while Redis or the database is away: `QUEUE_RETRY_AFTER`, after which the job
     /// is redelivered anyway.
@@ -88,6 +90,7 @@ impl Runtime {
             db,
             registry,
             outages: Arc::new(crate::outage::Outages::new(clock.clone())),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
             clock,
             settings: Arc::new(Settings::default()),
             settle_within: Duration::from_secs(90),
@@ -267,8 +270,31 @@ impl Runtime {
         Ok(())
     }
 
-    /// Runs one reserved job and settles it: ack, release for a retry, or fail for good.
+    /// Runs one reserved job and settles it: ack, release for a retry, or fail for good;
+    /// counted in [`Runtime::metrics`] by queue, job and outcome.
     pub async fn process(&self, job: Reserved, defaults: &Defaults) -> Result<Outcome> {
+        let watch = crate::clock::Stopwatch::start();
+        let queue = job.queue.clone();
+        let name = match &job.envelope {
+            Ok(e) => e.job.clone(),
+            Err(_) => "(undecodable)".to_string(),
+        };
+        let outcome = self.process_inner(job, defaults).await;
+        let label = match &outcome {
+            Ok(Outcome::Succeeded) => Some("succeeded"),
+            Ok(Outcome::Released(_)) => Some("released"),
+            Ok(Outcome::Failed(_)) => Some("failed"),
+            Ok(Outcome::Skipped) => Some("skipped"),
+            Err(_) => None,
+        };
+        if let Some(label) = label {
+            self.metrics
+                .job_finished(&queue, &name, label, watch.elapsed().as_secs_f64());
+        }
+        outcome
+    }
+
+    async fn process_inner(&self, job: Reserved, defaults: &Defaults) -> Result<Outcome> {
         let envelope = match &job.envelope {
             Ok(e) => e.clone(),
             Err(why) => {

@@ -303,6 +303,10 @@ pub async fn run_reloadable(
                             _ = firing.stop.stopped() => return,
                         }
                     }
+                    // Lag: how late this fired against the instant it was meant to (its due
+                    // instant plus its jitter), on the process's clock.
+                    let late = (rt.clock.now() - fire_at).num_microseconds().unwrap_or(0);
+                    rt.metrics.scheduler_lag.observe(late.max(0) as f64 / 1e6);
                     fire(rt, entry, due, 1, firing).await;
                 });
             }

@@ -14,6 +14,7 @@ pub mod failed_jobs;
 pub mod heartbeats;
 pub mod orders;
 pub mod outbox;
+pub mod payments;
 pub mod prune;
 pub mod schedule_leases;
 pub mod schedule_runs;

@@ -197,6 +197,15 @@ pub async fn stuck(
     .await
 }
 
+/// When the oldest message still waiting to be published was written, if any.
+pub async fn oldest_unprocessed(db: &Db) -> Result<Option<DateTime<Utc>>> {
+    let t: Option<i64> = db
+        .query("SELECT MIN(created_at) FROM outbox_messages WHERE processed_at IS NULL")
+        .scalar(db)
+        .await?;
+    Ok(ts(t))
+}
+
 /// How many messages wait to be published.
 pub async fn backlog(db: &Db) -> Result<i64> {
     db.query("SELECT COUNT(*) FROM outbox_messages WHERE processed_at IS NULL")

@@ -8,8 +8,10 @@
 pub mod analytics;
 pub mod audit;
 pub mod diagnostics;
+pub mod dispatch;
 pub mod orders;
 pub mod outbox;
+pub mod payments;
 pub mod prune;
 pub mod reminders;
 
@@ -34,6 +36,7 @@ pub fn register(r: &mut Registry) {
     analytics::register(r);
     audit::register(r);
     prune::register(r);
+    payments::register(r);
 }
 
 /// Sends `mail` through the configured mailer; a failure is retried with the job's backoff.
@@ -422,6 +425,25 @@ pub const CATALOG: &[TaskDef] = &[
         name: "ProcessPaymentWebhook",
         args: &[arg("event_id", ArgKind::Text)],
         summary: "apply a verified payment event to its order",
+        queue: Some("high"),
+        tries: Some(5),
+        backoff: Some(&[10, 60, 300, 900, 3600]),
+        unique: Some("payment:{event_id}, until processed"),
+        ..JOB
+    },
+    TaskDef {
+        name: "NotifyPaymentReview",
+        args: &[
+            arg("outbox_id", ArgKind::Integer),
+            arg("event_id", ArgKind::Text),
+            arg("event_type", ArgKind::Text),
+            arg("order_id", ArgKind::Integer),
+            arg("amount_cents", ArgKind::Integer),
+            arg("reason", ArgKind::Text),
+        ],
+        summary: "email the operators a payment that needs review (from the outbox)",
+        tries: Some(OUTBOX_TRIES),
+        backoff: Some(OUTBOX_BACKOFF),
         ..JOB
     },
     TaskDef {

@@ -20,6 +20,7 @@ pub fn route(event_type: &str) -> Option<&'static str> {
     match event_type {
         "OrderCancelled" => Some("SendOrderCancellation"),
         "AppointmentReminderDue" => Some("SendAppointmentReminder"),
+        "PaymentNeedsReview" => Some("NotifyPaymentReview"),
         _ => None,
     }
 }

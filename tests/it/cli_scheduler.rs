@@ -4,7 +4,8 @@ use std::process::{Command, Stdio};
 
 fn conecta(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_conecta"));
-    cmd.current_dir(dir);
+    // `start` serves HTTP too: on a port of its own, so tests in parallel do not collide.
+    cmd.current_dir(dir).env("CONECTA_HTTP_ADDR", "127.0.0.1:0");
     for var in [
         "QUEUE_CONNECTION",
         "DATABASE_URL",

@@ -45,7 +45,8 @@ fn mentions(module: &str, needles: &[String]) -> Vec<String> {
 fn each_layer_names_only_the_layers_below_it() {
     // Top to bottom; a module may use any module after it in this list, none before it.
     let order = [
-        "cli", "schedule", "tasks", "queue", "outage", "settings", "mail", "store", "config",
+        "cli", "http", "schedule", "tasks", "queue", "outage", "settings", "mail", "store",
+        "config",
     ];
     for (i, module) in order.iter().enumerate() {
         let above: Vec<String> = order[..i]

@@ -11,6 +11,7 @@ mod cli_schedule;
 mod cli_scheduler;
 mod cli_tasks;
 mod clock_discipline;
+mod http;
 mod layers;
 mod outages;
 mod planner_properties;

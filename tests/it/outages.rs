@@ -232,6 +232,8 @@ fn conecta(dir: &Path, env: &[(&str, &str)]) -> Command {
         .env_remove("REDIS_URL")
         .env_remove("CONECTA_NOW")
         .env_remove("CONECTA_SPEED")
+        // `start` serves HTTP too: on a port of its own, so tests in parallel do not collide.
+        .env("CONECTA_HTTP_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "info");
     for (k, v) in env {
         c.env(k, v);

@@ -1,0 +1,30 @@
+//! `conecta serve`: the HTTP edge alone (webhooks, downloads, health, metrics, dispatch API).
+//! SIGTERM/SIGINT stop accepting and let requests in flight finish, then it exits 0.
+
+use std::sync::Arc;
+
+use super::daemon::{spawn_http, spawn_signal_listener};
+use super::{Context, ExitStatus};
+use crate::stop::StopHandle;
+
+pub async fn run(ctx: &Context) -> anyhow::Result<ExitStatus> {
+    let stop = StopHandle::default();
+    spawn_signal_listener(stop.clone());
+    let Some(rt) = ctx.runtime_waiting(&stop, false).await? else {
+        tracing::info!("stopped while waiting for a dependency");
+        return Ok(ExitStatus::Success);
+    };
+    // The schedule only feeds the overdue-entries metric: a missing or broken file is not a
+    // reason to refuse webhooks.
+    let schedule = match ctx.schedule() {
+        Ok(s) => Some(Arc::new(s)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no schedule loaded: /metrics reports no overdue entries");
+            None
+        }
+    };
+    let server = spawn_http(ctx, rt, schedule, stop).await?;
+    server.await??;
+    tracing::info!("HTTP server stopped");
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,195 @@
+//! The HTTP edge (`conecta serve`, and inside `conecta start`): payment webhooks, signed
+//! downloads, health and readiness, Prometheus metrics and the dispatch API, with axum.
+//!
+//! A route whose secret is not configured answers 503 and says which key to set; `serve`
+//! warns about each such route when it starts. Every request is counted by route and status
+//! in `/metrics`. A stop (SIGTERM) stops accepting, lets requests in flight finish, and then
+//! the server returns.
+
+mod api;
+mod downloads;
+mod scrape;
+pub mod webhooks;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::config::HttpConfig;
+use crate::queue::Runtime;
+use crate::schedule::Schedule;
+use crate::signed_url::Signer;
+use crate::stop::StopHandle;
+
+/// Where signed downloads are served from, relative to the working directory.
+pub const EXPORTS_DIR: &str = "storage/exports";
+
+/// What every handler shares.
+pub struct AppState {
+    /// The runtime: database, queue, clock, metrics.
+    pub rt: Runtime,
+    /// The HTTP settings and secrets.
+    pub http: HttpConfig,
+    /// The download signer, when `APP_KEY` is set.
+    pub signer: Option<Signer>,
+    /// The folder downloads come from.
+    pub exports: PathBuf,
+    /// The schedule, for the overdue-entries metric, when one was loaded.
+    pub schedule: Option<Arc<Schedule>>,
+    scrape: scrape::Cache,
+}
+
+impl AppState {
+    /// The state for `rt` with `http`'s settings.
+    pub fn new(rt: Runtime, http: HttpConfig, schedule: Option<Arc<Schedule>>) -> Self {
+        let signer = http.app_key.as_deref().map(Signer::new);
+        Self {
+            rt,
+            http,
+            signer,
+            exports: PathBuf::from(EXPORTS_DIR),
+            schedule,
+            scrape: scrape::Cache::default(),
+        }
+    }
+}
+
+/// The routes whose secret is missing, each with the key that enables it.
+pub fn disabled_routes(http: &HttpConfig) -> Vec<(&'static str, &'static str)> {
+    let mut off = Vec::new();
+    if http.webhook_secret.is_none() {
+        off.push(("POST /webhooks/payments", "PAYMENT_WEBHOOK_SECRET"));
+    }
+    if http.app_key.is_none() {
+        off.push(("GET /downloads/{path}", "APP_KEY"));
+    }
+    if http.api_token.is_none() {
+        off.push(("POST /api/dispatch", "CONECTA_API_TOKEN"));
+    }
+    off
+}
+
+/// Every route.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(scrape::metrics))
+        .route("/webhooks/payments", post(webhooks::receive))
+        .route("/downloads/{*path}", get(downloads::download))
+        .route("/api/dispatch", post(api::dispatch))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `stop`, then finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    stop: StopHandle,
+) -> std::io::Result<()> {
+    let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.stopped().await })
+        .await
+}
+
+/// Logs what `serve` does without a secret, one line per disabled route.
+pub fn warn_disabled(http: &HttpConfig) {
+    for (route, key) in disabled_routes(http) {
+        tracing::warn!(
+            route,
+            "{route} is disabled: set {key} to enable it (it answers 503 until then)"
+        );
+    }
+}
+
+/// Counts every request by route and status.
+async fn count(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    state
+        .rt
+        .metrics
+        .http_requests
+        .get_or_create(&vec![
+            ("route", route),
+            ("status", response.status().as_u16().to_string()),
+        ])
+        .inc();
+    response
+}
+
+/// A JSON error body: `{"error": message}`.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// 503 for a route whose `key` is not set, with a log line.
+pub(crate) fn not_configured(route: &str, key: &str) -> Response {
+    tracing::warn!(
+        route,
+        "{route} was called but {key} is not set: answering 503"
+    );
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("{route} is not configured: set {key} on the conecta server"),
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// How long `/readyz` waits for each dependency.
+const READY_WITHIN: Duration = Duration::from_secs(1);
+
+/// Whether `probe` succeeds within [`READY_WITHIN`]; why not, otherwise.
+async fn answers<E: std::fmt::Display>(
+    probe: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(READY_WITHIN, probe).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {}s", READY_WITHIN.as_secs())),
+    }
+}
+
+/// 200 when the database (and Redis, when it is the queue) answer within a second; 503 with
+/// what failed otherwise.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let db = answers(state.rt.db.ping()).await;
+    let mut body = serde_json::Map::new();
+    let mut ready = true;
+    let mut report = |name: &str, r: Result<(), String>| {
+        match r {
+            Ok(()) => body.insert(name.into(), json!("ok")),
+            Err(e) => {
+                ready = false;
+                body.insert(name.into(), json!(e))
+            }
+        };
+    };
+    report("database", db);
+    if state.rt.queue.connection() == "redis" {
+        report("redis", answers(state.rt.queue.ping()).await);
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(serde_json::Value::Object(body))).into_response()
+}
