@@ -961,3 +961,69 @@ fn numbers_users_type_are_bounded_with_clear_messages() {
         "{codes}"
     );
 }
+
+/// `GET` of `path` on `port`, over a plain socket: the status and the body.
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+/// `/readyz` answers 503 naming the database while PostgreSQL is stopped and 200 once it is
+/// back; `/healthz` stays 200 throughout; SIGTERM stops `serve` with exit 0.
+#[test]
+fn readyz_follows_the_database_and_serve_stops_cleanly() {
+    if !have("initdb") || !have("pg_ctl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pg = OwnPostgres::init(dir.path());
+    let url = pg.url();
+    let port = free_port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("CONECTA_HTTP_ADDR", addr.as_str()),
+    ];
+    let ok = conecta(dir.path(), &env)
+        .args(["db", "migrate"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let mut serve = Daemon::spawn({
+        let mut c = conecta(dir.path(), &env);
+        c.arg("serve");
+        c
+    });
+    serve.expect_log("HTTP server listening", Duration::from_secs(30));
+    serve.expect_log("is disabled: set PAYMENT_WEBHOOK_SECRET", Duration::from_secs(5));
+    let port: u16 = port.parse().unwrap();
+    assert_eq!(http_get(port, "/readyz").0, 200);
+    pg.stop();
+    wait_until("readyz to turn 503", Duration::from_secs(30), || {
+        let (status, body) = http_get(port, "/readyz");
+        status == 503 && body.contains("\"database\"")
+    });
+    assert_eq!(http_get(port, "/healthz").0, 200);
+    pg.start();
+    wait_until("readyz to turn 200 again", Duration::from_secs(60), || {
+        http_get(port, "/readyz").0 == 200
+    });
+    assert_eq!(serve.terminate(), 0, "{}", serve.log());
+}
