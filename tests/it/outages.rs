@@ -1005,14 +1005,21 @@ fn readyz_follows_the_database_and_serve_stops_cleanly() {
         .args(["db", "migrate"])
         .output()
         .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let mut serve = Daemon::spawn({
         let mut c = conecta(dir.path(), &env);
         c.arg("serve");
         c
     });
     serve.expect_log("HTTP server listening", Duration::from_secs(30));
-    serve.expect_log("is disabled: set PAYMENT_WEBHOOK_SECRET", Duration::from_secs(5));
+    serve.expect_log(
+        "is disabled: set PAYMENT_WEBHOOK_SECRET",
+        Duration::from_secs(5),
+    );
     let port: u16 = port.parse().unwrap();
     assert_eq!(http_get(port, "/readyz").0, 200);
     pg.stop();
