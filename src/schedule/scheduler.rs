@@ -778,12 +778,15 @@ async fn wait_in_buffer(rt: &Runtime, entry: &str, id: i64, firing: &Firing) -> 
             || schedule_leases::release(&rt.db, &slot, id),
         )
         .await;
+        // Its start is read after the lease was won, so it is never before the end the
+        // previous run recorded (which that run read before giving the lease back).
+        let started = rt.clock.now();
         persist(
             rt,
             stop,
             (Write::Run, entry),
             "record a buffered run's start",
-            || schedule_runs::mark_started(&rt.db, id, now),
+            || schedule_runs::mark_started(&rt.db, id, started),
         )
         .await;
         return Buffered::Holds;
@@ -831,16 +834,18 @@ async fn fire(rt: Runtime, entry: Entry, due: DateTime<Utc>, attempt: i64, firin
 async fn run_claimed(rt: &Runtime, entry: &Entry, due: DateTime<Utc>, id: i64, firing: &Firing) {
     let (lease, stop) = (firing.lease, &firing.stop);
     let leased = entry.overlap != Overlap::Allow;
-    let finish = |outcome: Outcome, error: Option<String>| async move {
+    let finish_at = |outcome: Outcome, error: Option<String>, at: DateTime<Utc>| async move {
         persist(
             rt,
             stop,
             (Write::Run, &entry.name),
             "record a run's outcome",
-            || schedule_runs::finish(&rt.db, id, outcome, error.as_deref(), rt.clock.now()),
+            || schedule_runs::finish(&rt.db, id, outcome, error.as_deref(), at),
         )
         .await;
     };
+    let finish =
+        |outcome: Outcome, error: Option<String>| finish_at(outcome, error, rt.clock.now());
     if leased {
         firing.set_live(id, true);
         let live = firing.live();
@@ -932,6 +937,9 @@ async fn run_claimed(rt: &Runtime, entry: &Entry, due: DateTime<Utc>, id: i64, f
     } else {
         work.await
     };
+    // The end is read before the lease is given back: a buffered run that takes the entry
+    // next starts at or after it.
+    let finished = rt.clock.now();
     if leased {
         persist(
             rt,
@@ -942,7 +950,6 @@ async fn run_claimed(rt: &Runtime, entry: &Entry, due: DateTime<Utc>, id: i64, f
         )
         .await;
     }
-    let finished = rt.clock.now();
     let ms = (finished - started).num_milliseconds();
     match &error {
         Some(e) => {
@@ -952,5 +959,5 @@ async fn run_claimed(rt: &Runtime, entry: &Entry, due: DateTime<Utc>, id: i64, f
             tracing::info!(entry = %entry.name, due = %due, outcome = outcome.as_str(), duration_ms = ms, "run ended")
         }
     }
-    finish(outcome, error).await;
+    finish_at(outcome, error, finished).await;
 }
