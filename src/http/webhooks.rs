@@ -217,11 +217,15 @@ pub(super) async fn receive(
     if !stored {
         // A re-delivery. Enqueue again only if it was never applied; the unique lock keeps a
         // job still waiting from being doubled.
-        let applied = payments::event(&state.rt.db, &id)
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|e| e.processed_at.is_some());
+        let applied = match payments::event(&state.rt.db, &id).await {
+            Ok(stored) => stored.is_some_and(|e| e.processed_at.is_some()),
+            Err(e) => {
+                // Enqueueing again is safe (the unique lock and the guarded updates make a
+                // second job harmless), so a failed read falls through to it.
+                tracing::warn!(event = %id, error = %e, "cannot read a stored payment event; enqueueing it again");
+                false
+            }
+        };
         if applied {
             return (StatusCode::OK, axum::Json(json!({ "duplicate": true }))).into_response();
         }
