@@ -729,20 +729,22 @@ async fn wait_in_buffer(rt: &Runtime, entry: &str, id: i64, firing: &Firing) -> 
         run = id,
         "buffered: waiting for the running one to finish"
     );
+    let give_up_seat = || {
+        persist(
+            rt,
+            stop,
+            (Write::Lease, entry),
+            "give up the waiting seat",
+            || schedule_leases::release(&rt.db, &slot, id),
+        )
+    };
     loop {
         tokio::select! {
             _ = rt.clock.sleep_until(rt.clock.now() + BUFFER_POLL) => {}
             _ = stop.stopped() => {}
         }
         if stop.is_stopped() {
-            persist(
-                rt,
-                stop,
-                (Write::Lease, entry),
-                "give up the waiting seat",
-                || schedule_leases::release(&rt.db, &slot, id),
-            )
-            .await;
+            give_up_seat().await;
             return Buffered::Stopped;
         }
         let now = rt.clock.now();
@@ -770,14 +772,7 @@ async fn wait_in_buffer(rt: &Runtime, entry: &str, id: i64, firing: &Firing) -> 
                 continue;
             }
         }
-        persist(
-            rt,
-            stop,
-            (Write::Lease, entry),
-            "give up the waiting seat",
-            || schedule_leases::release(&rt.db, &slot, id),
-        )
-        .await;
+        give_up_seat().await;
         // Its start is read after the lease was won, so it is never before the end the
         // previous run recorded (which that run read before giving the lease back).
         let started = rt.clock.now();
