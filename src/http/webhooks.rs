@@ -108,24 +108,26 @@ fn verified(secrets: &str, t: i64, body: &[u8], signatures: &[Vec<u8>]) -> bool 
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .any(|secret| {
-            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-                return false;
-            };
-            mac.update(t.to_string().as_bytes());
-            mac.update(b".");
-            mac.update(body);
+            let mac = signed_payload(secret, t, body);
             signatures
                 .iter()
                 .any(|sig| mac.clone().verify_slice(sig).is_ok())
         })
 }
 
-/// The signature header value for `body` at `t` with `secret` (for tests and adapters).
-pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
+/// HMAC-SHA256 keyed with `secret` over `"<t>.<body>"`, ready to finalize or verify.
+fn signed_payload(secret: &str, t: i64, body: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes a key of any length.
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
+    mac
+}
+
+/// The signature header value for `body` at `t` with `secret` (for tests and adapters).
+pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
+    let mac = signed_payload(secret, t, body);
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
