@@ -146,6 +146,88 @@ pub struct Config {
     pub outbox_stream: Option<String>,
     /// The HTTP server's settings (`CONECTA_HTTP_ADDR`, `APP_KEY`, …).
     pub http: HttpConfig,
+    /// `CONECTA_STORAGE_PATH`: the folder exports, reports and product images live under
+    /// (default `storage`).
+    pub storage: PathBuf,
+    /// `AI_*`: who writes tenant profiles.
+    pub ai: AiConfig,
+}
+
+/// `AI_PROVIDER`: who writes tenant profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AiProviderKind {
+    /// A deterministic profile made from the tenant's own data; no network (the default).
+    Offline,
+    /// An OpenAI-compatible chat-completions API (`AI_BASE_URL`, `AI_API_KEY`, `AI_MODEL`).
+    OpenAi,
+}
+
+/// The AI provider's settings.
+#[derive(Clone)]
+pub struct AiConfig {
+    /// Which provider.
+    pub provider: AiProviderKind,
+    /// `AI_BASE_URL`: the API's base, e.g. `http://127.0.0.1:11434/v1`.
+    pub base_url: String,
+    /// `AI_API_KEY`: sent as a bearer token when set.
+    pub api_key: Option<String>,
+    /// `AI_MODEL`.
+    pub model: String,
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        Self {
+            provider: AiProviderKind::Offline,
+            base_url: "https://api.openai.com/v1".into(),
+            api_key: None,
+            model: "gpt-4o-mini".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for AiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is never printed.
+        f.debug_struct("AiConfig")
+            .field("provider", &self.provider)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "set"))
+            .field("model", &self.model)
+            .finish()
+    }
+}
+
+fn ai_config(env: &Env) -> Result<AiConfig, ConfigError> {
+    let d = AiConfig::default();
+    let provider = match env.get("AI_PROVIDER").map(str::trim) {
+        None | Some("offline") => AiProviderKind::Offline,
+        Some("openai") => AiProviderKind::OpenAi,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "AI_PROVIDER",
+                format!("expected offline or openai, got: {other:?}"),
+            ));
+        }
+    };
+    let base_url = match env.get("AI_BASE_URL").map(str::trim) {
+        None => d.base_url,
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+            u.trim_end_matches('/').to_string()
+        }
+        Some(u) => {
+            return Err(ConfigError::new(
+                "AI_BASE_URL",
+                format!("expected a URL like http://127.0.0.1:8000/v1, got: {u:?}"),
+            ));
+        }
+    };
+    Ok(AiConfig {
+        provider,
+        base_url,
+        api_key: env.get("AI_API_KEY").map(str::to_string),
+        model: env.get("AI_MODEL").map(str::to_string).unwrap_or(d.model),
+    })
 }
 
 /// What the HTTP edge (`conecta serve`, and `start` unless `--no-http`) needs. A secret that
@@ -272,6 +354,9 @@ pub struct MailConfig {
     pub from: String,
     /// Where the `file` mailer writes.
     pub path: PathBuf,
+    /// `MAIL_CA_FILE`: a PEM certificate to trust besides the public roots (an internal
+    /// relay's own CA), for `tls` and `ssl`.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for MailConfig {
@@ -285,6 +370,7 @@ impl Default for MailConfig {
             encryption: None,
             from: "noreply@vito.test".into(),
             path: PathBuf::from("storage/mail"),
+            ca_file: None,
         }
     }
 }
@@ -330,6 +416,7 @@ fn mail_config(env: &Env) -> Result<MailConfig, ConfigError> {
             .get("CONECTA_MAIL_PATH")
             .map(PathBuf::from)
             .unwrap_or(d.path),
+        ca_file: env.get("MAIL_CA_FILE").map(PathBuf::from),
     })
 }
 
@@ -506,6 +593,8 @@ impl Config {
             mail: mail_config(env)?,
             outbox_stream: env.get("CONECTA_OUTBOX_STREAM").map(str::to_string),
             http: http_config(env)?,
+            storage: PathBuf::from(env.get("CONECTA_STORAGE_PATH").unwrap_or("storage")),
+            ai: ai_config(env)?,
             queue_connection,
             retry_after,
             redis_url: redis_url(env)?,

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::{MailConfig, MailerKind};
@@ -108,14 +109,33 @@ impl Mailer {
             },
             MailerKind::Log => Mailer::Log,
             MailerKind::Smtp => {
-                let builder = match c.encryption.as_deref() {
-                    Some("tls") => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&c.host)
-                        .map_err(bad_host)?,
-                    Some("ssl") => {
-                        AsyncSmtpTransport::<Tokio1Executor>::relay(&c.host).map_err(bad_host)?
+                let tls = match c.encryption.as_deref() {
+                    Some(mode @ ("tls" | "ssl")) => {
+                        let mut params = TlsParameters::builder(c.host.clone());
+                        if let Some(ca) = &c.ca_file {
+                            let pem = std::fs::read(ca).map_err(|source| MailError::File {
+                                path: ca.display().to_string(),
+                                source,
+                            })?;
+                            let cert = Certificate::from_pem(&pem).map_err(|e| {
+                                MailError::Build(format!(
+                                    "MAIL_CA_FILE {}: not a PEM certificate: {e}",
+                                    ca.display()
+                                ))
+                            })?;
+                            params = params.add_root_certificate(cert);
+                        }
+                        let params = params.build_rustls().map_err(bad_host)?;
+                        if mode == "tls" {
+                            Tls::Required(params)
+                        } else {
+                            Tls::Wrapper(params)
+                        }
                     }
-                    _ => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host),
+                    _ => Tls::None,
                 };
+                let builder =
+                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host).tls(tls);
                 let mut builder = builder.port(c.port);
                 if let Some(user) = &c.username {
                     builder = builder.credentials(Credentials::new(

@@ -2,9 +2,11 @@
 //! the application's zone, the mailer, the outbox stream and progress bars. The runtime
 //! carries them, so a body reaches them through its `JobContext`.
 
+use std::path::PathBuf;
+
 use chrono_tz::Tz;
 
-use crate::config::Config;
+use crate::config::{AiConfig, Config};
 use crate::mail::{MailError, Mailer};
 use crate::progress::Progress;
 
@@ -24,6 +26,15 @@ pub struct Settings {
     /// Where mail for the operators goes (payments to review): `MAIL_FROM_ADDRESS`, the
     /// application's own mailbox.
     pub operators_email: String,
+    /// `CONECTA_STORAGE_PATH`: exports and reports go to `exports/` under it, product images
+    /// are read from `app/public/` under it (Laravel's public disk).
+    pub storage: PathBuf,
+    /// Signs download and unsubscribe links (`APP_KEY`), when set.
+    pub signer: Option<crate::signed_url::Signer>,
+    /// `APP_URL`: the base of signed links.
+    pub app_url: String,
+    /// Who writes tenant profiles.
+    pub ai: AiConfig,
 }
 
 impl Default for Settings {
@@ -35,6 +46,10 @@ impl Default for Settings {
             redis_url: "redis://127.0.0.1:6379/".into(),
             progress: Progress::quiet(),
             operators_email: "noreply@vito.test".into(),
+            storage: PathBuf::from("storage"),
+            signer: None,
+            app_url: "http://localhost".into(),
+            ai: AiConfig::default(),
         }
     }
 }
@@ -49,6 +64,24 @@ impl Settings {
             redis_url: config.redis_url.clone(),
             progress: Progress::quiet(),
             operators_email: config.mail.from.clone(),
+            storage: config.storage.clone(),
+            signer: config
+                .http
+                .app_key
+                .as_deref()
+                .map(crate::signed_url::Signer::new),
+            app_url: config.http.app_url.clone(),
+            ai: config.ai.clone(),
         })
+    }
+
+    /// Where exports and reports are written and downloads served from.
+    pub fn exports_dir(&self) -> PathBuf {
+        self.storage.join("exports")
+    }
+
+    /// Where product images are read from (Laravel's public disk).
+    pub fn public_dir(&self) -> PathBuf {
+        self.storage.join("app").join("public")
     }
 }

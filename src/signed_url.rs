@@ -67,6 +67,19 @@ impl Signer {
         )
     }
 
+    /// A signed link to route `path` itself (e.g. `unsubscribe/5/9`) under `base`, valid until
+    /// `expires`: the signature covers the whole route path, so it cannot open a download.
+    pub fn link(&self, base: &str, path: &str, expires: DateTime<Utc>) -> String {
+        let path = path.trim_start_matches('/');
+        let t = expires.timestamp();
+        format!(
+            "{}/{}?expires={t}&signature={}",
+            base.trim_end_matches('/'),
+            encode_path(path),
+            self.signature(path, t)
+        )
+    }
+
     /// Checks a request for `path` with its `expires` and `signature` query values at `now`.
     /// The signature is compared in constant time.
     pub fn check(

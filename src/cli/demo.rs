@@ -22,9 +22,14 @@ pub async fn run(
     let bar = Progress::on_terminal().bar("demo seed", Some(*tenants));
     let r = demo::seed(&db, &options, ctx.clock.now(), |n| bar.set(n)).await?;
     bar.finish();
+    // A few real images, so GenerateProductBlurhash has files to read.
+    let public = ctx.config.storage.join("app").join("public");
+    let with_images = crate::store::products::with_images(&db, 8).await?;
+    let images = crate::tasks::blurhash::write_demo_images(&public, &with_images)
+        .map_err(|e| anyhow::anyhow!("cannot write demo images under {}: {e}", public.display()))?;
     writeln!(
         out,
-        "seeded {} tenants ({} approved), {} products, {} orders ({} pending), {} order items, {} appointments, {} interactions",
+        "seeded {} tenants ({} approved), {} products, {} orders ({} pending), {} order items, {} appointments, {} interactions, {} customers, {} draft campaigns, {images} product images in {}",
         r.tenants,
         r.approved,
         r.products,
@@ -32,7 +37,10 @@ pub async fn run(
         r.pending_orders,
         r.order_items,
         r.appointments,
-        r.interactions
+        r.interactions,
+        r.customers,
+        r.campaigns,
+        public.display()
     )?;
     writeln!(
         out,

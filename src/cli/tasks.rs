@@ -33,6 +33,7 @@ pub fn run(_ctx: &Context, cmd: &TasksCommand, out: &mut dyn Write) -> anyhow::R
                             "default": a.default,
                         })).collect::<Vec<_>>(),
                         "summary": def.summary,
+                        "aliases": tasks::aliases_of(def.name).collect::<Vec<_>>(),
                         "implemented": has_body(def),
                     })
                 })
@@ -57,10 +58,16 @@ pub fn run(_ctx: &Context, cmd: &TasksCommand, out: &mut dyn Write) -> anyhow::R
                             .map_or(default_timeout(def.kind).into(), |t| format!("{t}s")),
                         def.unique.unwrap_or("-").to_string(),
                         arguments(def.args),
-                        if has_body(def) {
-                            def.summary.to_string()
-                        } else {
-                            format!("{} (no body in this build yet)", def.summary)
+                        {
+                            let aliases: Vec<&str> = tasks::aliases_of(def.name).collect();
+                            let mut text = def.summary.to_string();
+                            if !aliases.is_empty() {
+                                text.push_str(&format!(" (Laravel: {})", aliases.join(", ")));
+                            }
+                            if !has_body(def) {
+                                text.push_str(" (no body in this build)");
+                            }
+                            text
                         },
                     ]
                 })

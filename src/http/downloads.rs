@@ -20,8 +20,8 @@ use crate::signed_url::is_contained;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct Signed {
-    expires: Option<String>,
-    signature: Option<String>,
+    pub(super) expires: Option<String>,
+    pub(super) signature: Option<String>,
 }
 
 fn content_type(path: &str) -> &'static str {

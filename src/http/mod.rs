@@ -9,6 +9,7 @@
 mod api;
 mod downloads;
 mod scrape;
+mod unsubscribe;
 pub mod webhooks;
 
 use std::path::PathBuf;
@@ -28,9 +29,6 @@ use crate::queue::Runtime;
 use crate::schedule::Schedule;
 use crate::signed_url::Signer;
 use crate::stop::StopHandle;
-
-/// Where signed downloads are served from, relative to the working directory.
-pub const EXPORTS_DIR: &str = "storage/exports";
 
 /// What every handler shares.
 pub struct AppState {
@@ -52,10 +50,10 @@ impl AppState {
     pub fn new(rt: Runtime, http: HttpConfig, schedule: Option<Arc<Schedule>>) -> Self {
         let signer = http.app_key.as_deref().map(Signer::new);
         Self {
+            exports: rt.settings.exports_dir(),
             rt,
             http,
             signer,
-            exports: PathBuf::from(EXPORTS_DIR),
             schedule,
             scrape: scrape::Cache::default(),
         }
@@ -70,6 +68,7 @@ pub fn disabled_routes(http: &HttpConfig) -> Vec<(&'static str, &'static str)> {
     }
     if http.app_key.is_none() {
         off.push(("GET /downloads/{path}", "APP_KEY"));
+        off.push(("GET /unsubscribe/{campaign}/{customer}", "APP_KEY"));
     }
     if http.api_token.is_none() {
         off.push(("POST /api/dispatch", "CONECTA_API_TOKEN"));
@@ -86,6 +85,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/webhooks/payments", post(webhooks::receive))
         .route("/downloads/{*path}", get(downloads::download))
         .route("/api/dispatch", post(api::dispatch))
+        .route(
+            "/unsubscribe/{campaign}/{customer}",
+            get(unsubscribe::unsubscribe).post(unsubscribe::unsubscribe),
+        )
         .layer(axum::middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
 }

@@ -30,6 +30,27 @@ pub struct DatabaseQueue {
 }
 
 impl DatabaseQueue {
+    /// Makes a reserved job ready again after `delay`, with its attempts set to `attempts`
+    /// (an SQL expression over the column).
+    async fn put_back(
+        &self,
+        job: &Reserved,
+        delay: Duration,
+        now: DateTime<Utc>,
+        attempts: &str,
+    ) -> Result<()> {
+        let db = &self.db;
+        let at = now.timestamp() + delay.as_secs() as i64;
+        db.query(format!(
+            "UPDATE jobs SET reserved_at = NULL, available_at = ?, attempts = {attempts} WHERE id = ?"
+        ))
+        .bind(at)
+        .bind(row_id(job)?)
+        .execute(db)
+        .await?;
+        Ok(())
+    }
+
     /// A queue on `db`; reserved jobs come back after `retry_after`.
     pub fn new(db: Db, retry_after: Duration) -> Self {
         Self {
@@ -156,14 +177,17 @@ impl Queue for DatabaseQueue {
     }
 
     async fn release(&self, job: &Reserved, delay: Duration, now: DateTime<Utc>) -> Result<()> {
-        let db = &self.db;
-        let at = now.timestamp() + delay.as_secs() as i64;
-        db.query("UPDATE jobs SET reserved_at = NULL, available_at = ? WHERE id = ?")
-            .bind(at)
-            .bind(row_id(job)?)
-            .execute(db)
-            .await?;
-        Ok(())
+        self.put_back(job, delay, now, "attempts").await
+    }
+
+    async fn postpone(&self, job: &Reserved, delay: Duration, now: DateTime<Utc>) -> Result<()> {
+        self.put_back(
+            job,
+            delay,
+            now,
+            "CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END",
+        )
+        .await
     }
 
     async fn unlock(&self, _queue: &str, key: &str, owner: &str) -> Result<bool> {

@@ -33,6 +33,19 @@ pub struct MemoryQueue {
 }
 
 impl MemoryQueue {
+    /// Makes a reserved job ready again after `delay`, taking back this delivery's attempt
+    /// when `refund`.
+    fn put_back(&self, job: &Reserved, delay: Duration, now: DateTime<Utc>, refund: bool) {
+        let id: u64 = job.handle.parse().unwrap_or(0);
+        if let Some(j) = self.state.lock().expect("queue state").jobs.get_mut(&id) {
+            j.reserved_at = None;
+            j.available_at = now.timestamp_millis() + delay.as_millis() as i64;
+            if refund {
+                j.attempts = j.attempts.saturating_sub(1);
+            }
+        }
+    }
+
     /// An empty queue; reserved jobs come back after `retry_after`.
     pub fn new(retry_after: Duration) -> Self {
         Self {
@@ -115,11 +128,12 @@ impl Queue for MemoryQueue {
     }
 
     async fn release(&self, job: &Reserved, delay: Duration, now: DateTime<Utc>) -> Result<()> {
-        let id: u64 = job.handle.parse().unwrap_or(0);
-        if let Some(j) = self.state.lock().expect("queue state").jobs.get_mut(&id) {
-            j.reserved_at = None;
-            j.available_at = now.timestamp_millis() + delay.as_millis() as i64;
-        }
+        self.put_back(job, delay, now, false);
+        Ok(())
+    }
+
+    async fn postpone(&self, job: &Reserved, delay: Duration, now: DateTime<Utc>) -> Result<()> {
+        self.put_back(job, delay, now, true);
         Ok(())
     }
 

@@ -331,6 +331,9 @@ pub trait Queue: Send + Sync {
     /// Puts a reserved job back, runnable again `delay` after `now`.
     async fn release(&self, job: &Reserved, delay: Duration, now: DateTime<Utc>) -> Result<()>;
 
+    /// Like [`Queue::release`], and this delivery does not count as an attempt.
+    async fn postpone(&self, job: &Reserved, delay: Duration, now: DateTime<Utc>) -> Result<()>;
+
     /// Frees `key`, taken by a job on `queue`, if `owner` still holds it; true if it did.
     async fn unlock(&self, queue: &str, key: &str, owner: &str) -> Result<bool>;
 

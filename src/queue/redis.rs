@@ -60,6 +60,34 @@ struct Keys {
 }
 
 impl RedisQueue {
+    /// Makes a reserved job ready again after `delay`, taking back this delivery's attempt
+    /// when `refund`.
+    async fn put_back(
+        &self,
+        job: &Reserved,
+        delay: Duration,
+        now: DateTime<Utc>,
+        refund: bool,
+    ) -> Result<()> {
+        let k = self.keys(&job.queue);
+        let mut c = self.conn.clone();
+        let _: i64 = self
+            .scripts
+            .release
+            .key(&k.ready)
+            .key(&k.reserved)
+            .key(&k.delayed)
+            .key(&k.payloads)
+            .key(&k.attempts)
+            .arg(&job.handle)
+            .arg(now.timestamp_millis())
+            .arg(delay.as_millis() as i64)
+            .arg(i64::from(refund))
+            .invoke_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
     /// Connects to `url`; keys start with `prefix`; reserved jobs come back after
     /// `retry_after`. Fails when Redis cannot be reached now; the daemons retry.
     pub async fn connect(url: &str, prefix: &str, retry_after: Duration) -> Result<Self> {
@@ -338,21 +366,11 @@ impl Queue for RedisQueue {
     }
 
     async fn release(&self, job: &Reserved, delay: Duration, now: DateTime<Utc>) -> Result<()> {
-        let k = self.keys(&job.queue);
-        let mut c = self.conn.clone();
-        let _: i64 = self
-            .scripts
-            .release
-            .key(&k.ready)
-            .key(&k.reserved)
-            .key(&k.delayed)
-            .key(&k.payloads)
-            .arg(&job.handle)
-            .arg(now.timestamp_millis())
-            .arg(delay.as_millis() as i64)
-            .invoke_async(&mut c)
-            .await?;
-        Ok(())
+        self.put_back(job, delay, now, false).await
+    }
+
+    async fn postpone(&self, job: &Reserved, delay: Duration, now: DateTime<Utc>) -> Result<()> {
+        self.put_back(job, delay, now, true).await
     }
 
     async fn unlock(&self, queue: &str, key: &str, owner: &str) -> Result<bool> {

@@ -42,6 +42,10 @@ pub enum JobError {
     /// Try again after this delay, unless its tries are used up.
     #[error("{1}")]
     RetryAfter(Duration, String),
+    /// Not now: run again after this delay without counting this delivery as a try (a
+    /// provider's rate limit said when to come back).
+    #[error("{1}")]
+    Postpone(Duration, String),
     /// Fail for good now, whatever tries are left.
     #[error("{0}")]
     Fail(String),
@@ -88,6 +92,14 @@ impl Registry {
                 })
             }),
         );
+    }
+
+    /// Makes `alias` run what `name` runs (Laravel's class names for conecta's tasks); does
+    /// nothing if `name` has no handler.
+    pub fn alias(&mut self, alias: &str, name: &str) {
+        if let Some(h) = self.handlers.get(name).cloned() {
+            self.handlers.insert(alias.to_string(), h);
+        }
     }
 
     /// The handler for `name`.

@@ -378,6 +378,14 @@ impl Runtime {
                 self.retry_or_fail(&job, &envelope, defaults, delay, m)
                     .await
             }
+            Err(JobError::Postpone(delay, m)) => {
+                tracing::info!(job = %envelope.job, uuid = %envelope.uuid, delay_s = delay.as_secs(), reason = %m, "job postponed");
+                self.settle((Write::Job, &envelope.uuid), "postpone a job", || {
+                    self.queue.postpone(&job, delay, self.clock.now())
+                })
+                .await?;
+                Ok(Outcome::Released(delay))
+            }
         }
     }
 

@@ -413,7 +413,8 @@ impl Validator<'_> {
         }
         let entry = Entry {
             name: name?,
-            task: task?,
+            // A Laravel alias runs, and is recorded, as the task it became.
+            task: def.map_or(task?, |d| d.name.to_string()),
             cron: cron?,
             timezone: timezone?,
             description,

@@ -63,7 +63,7 @@ pub async fn execute(
         return (
             Outcome::Failed,
             Some(format!(
-                "task \"{task}\" has no implementation in this build"
+                "task \"{task}\" has no handler in this process's registry"
             )),
         );
     };

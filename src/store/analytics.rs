@@ -71,6 +71,13 @@ pub async fn figures(
         .bind(to)
         .scalar(db)
         .await?;
+    (f.orders, f.revenue_cents) = order_totals(db, tenant, from, to).await?;
+    Ok(f)
+}
+
+/// `tenant`'s orders placed in `[from, to)` (unix seconds) and not cancelled, and the total of
+/// the paid ones in cents.
+pub async fn order_totals(db: &Db, tenant: i64, from: i64, to: i64) -> Result<(i64, i64)> {
     let revenue = db
         .backend()
         .cast_int("COALESCE(SUM(CASE WHEN status = 'paid' THEN total_cents ELSE 0 END), 0)");
@@ -84,9 +91,7 @@ pub async fn figures(
         .bind(to)
         .fetch_one(db)
         .await?;
-    f.orders = r.try_get(0)?;
-    f.revenue_cents = r.try_get(1)?;
-    Ok(f)
+    Ok((r.try_get(0)?, r.try_get(1)?))
 }
 
 /// Writes `tenant`'s row for `date`, replacing any earlier figures.

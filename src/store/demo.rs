@@ -27,6 +27,9 @@ pub struct SeedOptions {
     pub interactions: u64,
     /// Of the orders, the share created within the last 30 minutes, in percent.
     pub fresh_percent: u64,
+    /// Customers per tenant (about three in four consent to campaign mail), each tenant with
+    /// one draft campaign.
+    pub customers: u64,
     /// The random seed.
     pub seed: u64,
 }
@@ -40,6 +43,7 @@ impl Default for SeedOptions {
             appointments: 5,
             interactions: 30,
             fresh_percent: 25,
+            customers: 4,
             seed: 42,
         }
     }
@@ -64,6 +68,10 @@ pub struct SeedReport {
     pub appointments: u64,
     /// Interactions.
     pub interactions: u64,
+    /// Customers.
+    pub customers: u64,
+    /// Draft campaigns.
+    pub campaigns: u64,
 }
 
 /// The plans: name, max products, max staff, max storage (MB).
@@ -168,6 +176,25 @@ pub const INTERACTIONS: Table = Table {
     columns: &["id", "tenant_id", "visitor", "kind", "occurred_at"],
 };
 
+/// `customers`.
+pub const CUSTOMERS: Table = Table {
+    name: "customers",
+    columns: &[
+        "id",
+        "tenant_id",
+        "name",
+        "email",
+        "marketing_consent",
+        "created_at",
+    ],
+};
+
+/// `campaigns`.
+pub const CAMPAIGNS: Table = Table {
+    name: "campaigns",
+    columns: &["id", "tenant_id", "subject", "body", "status", "created_at"],
+};
+
 /// `outbox_messages`.
 pub const OUTBOX_MESSAGES: Table = Table {
     name: "outbox_messages",
@@ -259,6 +286,7 @@ pub async fn seed(
     let plans = ensure_plans(db).await?;
     let mut report = SeedReport::default();
     let t0 = now.timestamp();
+    let first_tenant = max_id(db, "tenants").await? + 1;
     let mut next = [
         max_id(db, "tenants").await?,
         max_id(db, "products").await?,
@@ -406,6 +434,49 @@ pub async fn seed(
         done += n;
         progress(done);
     }
+    // Customers and campaigns draw from a random stream of their own, so adding them left
+    // every other row of a given seed as it was.
+    let mut rng = StdRng::seed_from_u64(o.seed ^ 0x00C0_FFEE);
+    let (mut customer, mut campaign) = (
+        max_id(db, "customers").await?,
+        max_id(db, "campaigns").await?,
+    );
+    let tenants: Vec<i64> = (first_tenant..=next[0]).collect();
+    for part in tenants.chunks(500) {
+        let mut customers = Vec::new();
+        let mut campaigns = Vec::new();
+        for &tenant in part {
+            for _ in 0..o.customers {
+                customer += 1;
+                customers.push(vec![
+                    Cell::Int(customer),
+                    Cell::Int(tenant),
+                    Cell::Text(format!("Cliente {customer}")),
+                    Cell::Text(format!("customer{customer}@example.test")),
+                    Cell::Int(i64::from(rng.gen_range(0..4) != 0)),
+                    Cell::Int(t0 - rng.gen_range(1..300) * 86_400),
+                ]);
+            }
+            if o.customers > 0 {
+                campaign += 1;
+                campaigns.push(vec![
+                    Cell::Int(campaign),
+                    Cell::Int(tenant),
+                    Cell::Text(format!("News from Tienda {tenant}")),
+                    Cell::Text(
+                        "Hola {{name}},\n\nthis month we have new products for you.\n\nUnsubscribe: {{unsubscribe_url}}\n"
+                            .into(),
+                    ),
+                    Cell::Text("draft".into()),
+                    Cell::Int(t0),
+                ]);
+            }
+        }
+        report.customers += customers.len() as u64;
+        report.campaigns += campaigns.len() as u64;
+        insert_rows(db, &CUSTOMERS, &customers).await?;
+        insert_rows(db, &CAMPAIGNS, &campaigns).await?;
+    }
     for table in [
         "tenants",
         "products",
@@ -413,6 +484,8 @@ pub async fn seed(
         "order_items",
         "appointments",
         "interactions",
+        "customers",
+        "campaigns",
     ] {
         sync_sequence(db, table).await?;
     }

@@ -8,6 +8,7 @@
 pub mod analytics;
 pub mod appointments;
 pub mod batches;
+pub mod campaigns;
 pub mod demo;
 pub mod dialect;
 pub mod failed_jobs;
@@ -15,7 +16,9 @@ pub mod heartbeats;
 pub mod orders;
 pub mod outbox;
 pub mod payments;
+pub mod products;
 pub mod prune;
+pub mod sales;
 pub mod schedule_leases;
 pub mod schedule_runs;
 pub mod skew;

@@ -245,6 +245,45 @@ impl<'q> Query<'q> {
         })
     }
 
+    /// Runs the statement and hands each row to `each` as it arrives, holding one row at a
+    /// time: for results too large to collect (exports). An error from `each` stops the
+    /// statement and is returned.
+    pub async fn for_each<'e, E: From<StoreError>>(
+        self,
+        on: impl Into<On<'e>>,
+        mut each: impl FnMut(Row) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        use futures::TryStreamExt;
+        let store = |e: sqlx::Error| E::from(StoreError::from(e));
+        let conn = on.into().conn().await?;
+        let Query { sql, args, bad_arg } = self;
+        if let Some(e) = bad_arg {
+            return Err(store(sqlx::Error::Encode(e)));
+        }
+        match (args, conn) {
+            (Args::Sqlite(a), Conn::Sqlite(mut c)) => {
+                let mut rows = sqlx::query_with(&sql, a).fetch(c.conn());
+                while let Some(r) = rows.try_next().await.map_err(store)? {
+                    each(Row::Sqlite(r))?;
+                }
+            }
+            (Args::Postgres(a), Conn::Postgres(mut c)) => {
+                let mut rows = sqlx::query_with(&sql, a).fetch(c.conn());
+                while let Some(r) = rows.try_next().await.map_err(store)? {
+                    each(Row::Postgres(r))?;
+                }
+            }
+            (Args::MySql(a), Conn::MySql(mut c)) => {
+                let mut rows = sqlx::query_with(&sql, a).fetch(c.conn());
+                while let Some(r) = rows.try_next().await.map_err(store)? {
+                    each(Row::MySql(r))?;
+                }
+            }
+            _ => return Err(E::from(mismatch())),
+        }
+        Ok(())
+    }
+
     /// Runs the statement and returns its first row, if any.
     pub async fn fetch_optional<'e>(self, on: impl Into<On<'e>>) -> Result<Option<Row>> {
         Ok(self.fetch_all(on).await?.into_iter().next())

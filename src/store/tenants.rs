@@ -204,3 +204,83 @@ pub async fn violations(db: &Db, all: bool) -> Result<Vec<Violation>> {
     }
     Ok(rows)
 }
+
+/// What a tenant profile is written from, and what it holds now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Profile {
+    /// The tenant.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Its owner's email.
+    pub email: String,
+    /// Its zone.
+    pub timezone: String,
+    /// The description, if written.
+    pub description: Option<String>,
+    /// Comma-separated tags, if written.
+    pub tags: Option<String>,
+    /// Who wrote them (`offline`, or the model's name).
+    pub profile_source: Option<String>,
+    /// When.
+    pub profile_updated_at: Option<i64>,
+    /// The names of its first products, for the prompt.
+    pub products: Vec<String>,
+}
+
+/// Tenant `id`'s profile and up to ten of its product names.
+pub async fn profile(db: &Db, id: i64) -> Result<Option<Profile>> {
+    let Some(mut p) = db
+        .query(
+            "SELECT id, name, email, timezone, description, tags, profile_source, profile_updated_at \
+             FROM tenants WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional_as(db, |r: &super::Row| {
+            Ok(Profile {
+                id: r.try_get(0)?,
+                name: r.try_get(1)?,
+                email: r.try_get(2)?,
+                timezone: r.try_get(3)?,
+                description: r.try_get(4)?,
+                tags: r.try_get(5)?,
+                profile_source: r.try_get(6)?,
+                profile_updated_at: r.try_get(7)?,
+                products: Vec::new(),
+            })
+        })
+        .await?
+    else {
+        return Ok(None);
+    };
+    p.products = db
+        .query("SELECT name FROM products WHERE tenant_id = ? ORDER BY id LIMIT 10")
+        .bind(id)
+        .scalars(db)
+        .await?;
+    Ok(Some(p))
+}
+
+/// Writes tenant `id`'s description and tags, saying who wrote them.
+pub async fn set_profile(
+    db: &Db,
+    id: i64,
+    description: &str,
+    tags: &str,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let n = db
+        .query(
+            "UPDATE tenants SET description = ?, tags = ?, profile_source = ?, profile_updated_at = ? \
+             WHERE id = ?",
+        )
+        .bind(description)
+        .bind(tags)
+        .bind(source)
+        .bind(now.timestamp())
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(n == 1)
+}

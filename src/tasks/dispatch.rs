@@ -170,7 +170,7 @@ impl Request {
             (None, _) => None,
         };
         Ok(NewJob {
-            job: self.job,
+            job: def.map_or(self.job, |d| d.name.to_string()),
             data,
             queue: queue.to_string(),
             delay,

@@ -7,13 +7,18 @@
 
 pub mod analytics;
 pub mod audit;
+pub mod blurhash;
+pub mod campaigns;
 pub mod diagnostics;
 pub mod dispatch;
+pub mod exports;
 pub mod orders;
 pub mod outbox;
 pub mod payments;
+pub mod profiles;
 pub mod prune;
 pub mod reminders;
+pub mod report;
 
 use serde_json::Value;
 
@@ -37,6 +42,38 @@ pub fn register(r: &mut Registry) {
     audit::register(r);
     prune::register(r);
     payments::register(r);
+    exports::register(r);
+    report::register(r);
+    blurhash::register(r);
+    campaigns::register(r);
+    profiles::register(r);
+    for (alias, name) in ALIASES {
+        r.alias(alias, name);
+    }
+}
+
+/// The Laravel class names the PHP side dispatches and schedules, and the catalog names they
+/// became: `dispatch`, `run-task`, the schedule file and a worker accept either.
+pub const ALIASES: &[(&str, &str)] = &[
+    ("SyncAnalyticsJob", "analytics:sync"),
+    ("ReleaseStaleOrders", "orders:release-stale"),
+    ("SendAppointmentReminders", "appointments:send-reminders"),
+];
+
+/// The catalog name `name` stands for: itself, or what its Laravel alias became.
+pub fn canonical(name: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, target)| target)
+}
+
+/// The Laravel names that stand for catalog name `name`.
+pub fn aliases_of(name: &str) -> impl Iterator<Item = &'static str> + '_ {
+    ALIASES
+        .iter()
+        .filter(move |(_, target)| *target == name)
+        .map(|(alias, _)| *alias)
 }
 
 /// Sends `mail` through the configured mailer; a failure is retried with the job's backoff.
@@ -83,6 +120,12 @@ pub enum ArgKind {
     Bool,
     /// Any JSON value (event payloads carry lists).
     Json,
+    /// A month, `YYYY-MM`.
+    Month,
+    /// An export format: `csv` or `xlsx`.
+    Format,
+    /// A send rate, `N/s`, `N/m` or `N/h`.
+    Rate,
 }
 
 impl ArgKind {
@@ -95,6 +138,9 @@ impl ArgKind {
             ArgKind::Date => "date",
             ArgKind::Bool => "bool",
             ArgKind::Json => "json",
+            ArgKind::Month => "month",
+            ArgKind::Format => "csv|xlsx",
+            ArgKind::Rate => "rate",
         }
     }
 
@@ -107,6 +153,9 @@ impl ArgKind {
             ArgKind::Date => "a date like \"2026-11-27\"",
             ArgKind::Bool => "true or false",
             ArgKind::Json => "any JSON value",
+            ArgKind::Month => "a month like \"2026-11\"",
+            ArgKind::Format => "\"csv\" or \"xlsx\"",
+            ArgKind::Rate => "a rate like \"50/s\" (per second, /m per minute, /h per hour)",
         }
     }
 
@@ -124,6 +173,9 @@ impl ArgKind {
             }
             (ArgKind::Bool, Value::Bool(_)) => true,
             (ArgKind::Json, _) => true,
+            (ArgKind::Month, Value::String(s)) => parse_month(s).is_some(),
+            (ArgKind::Format, Value::String(s)) => matches!(s.as_str(), "csv" | "xlsx"),
+            (ArgKind::Rate, Value::String(s)) => parse_rate(s).is_some(),
             _ => false,
         };
         if ok {
@@ -135,6 +187,32 @@ impl ArgKind {
             })
         }
     }
+}
+
+/// The first day of month `text` (`YYYY-MM`).
+pub fn parse_month(text: &str) -> Option<chrono::NaiveDate> {
+    let (y, m) = text.split_once('-')?;
+    if y.len() != 4 || m.len() != 2 {
+        return None;
+    }
+    chrono::NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, 1)
+}
+
+/// The interval between two sends of rate `text` (`50/s`, `600/m`, `1000/h`), at least a
+/// millisecond; `None` when it does not parse or is zero or over 10,000 a second.
+pub fn parse_rate(text: &str) -> Option<std::time::Duration> {
+    let (n, per) = text.trim().split_once('/')?;
+    let n: u64 = n.trim().parse().ok()?;
+    let per_ms = match per.trim() {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    if n == 0 || n > per_ms * 10 {
+        return None;
+    }
+    Some(std::time::Duration::from_micros(per_ms * 1_000 / n))
 }
 
 /// A value that does not fit its argument's kind.
@@ -386,39 +464,100 @@ pub const CATALOG: &[TaskDef] = &[
         name: "EnhanceTenantProfileJob",
         args: &[TENANT],
         summary: "apply AI-generated description and tags to a tenant profile",
+        tries: Some(3),
+        timeout: Some(180),
+        unique: Some("profile:{tenant}, for 3600 s"),
         ..JOB
     },
     TaskDef {
         name: "GenerateBusinessProfile",
         args: &[TENANT],
-        summary: "first AI profile of a newly onboarded tenant",
+        summary: "first AI profile of a newly onboarded tenant (left alone if it has one)",
+        tries: Some(3),
+        timeout: Some(180),
         ..JOB
     },
     TaskDef {
         name: "GenerateSalesExport",
-        args: &[TENANT, arg("format", ArgKind::Text)],
-        summary: "CSV or Excel export of a tenant's sales",
+        args: &[
+            TENANT,
+            arg_or(
+                "from",
+                ArgKind::Date,
+                "first day of this month, tenant's zone",
+            ),
+            arg_or("to", ArgKind::Date, "today, tenant's zone"),
+            arg_or("format", ArgKind::Format, "csv"),
+        ],
+        summary: "CSV or Excel export of a tenant's orders and items, mailed as a signed link",
+        tries: Some(3),
+        backoff: Some(&[10, 60, 300]),
+        timeout: Some(1_800),
         ..JOB
     },
     TaskDef {
         name: "GeneratePdfReportJob",
-        args: &[TENANT],
-        summary: "PDF report of a tenant",
+        args: &[
+            TENANT,
+            arg_or("month", ArgKind::Month, "last month, tenant's zone"),
+        ],
+        summary: "PDF report of a tenant's month, mailed as a signed link",
+        tries: Some(3),
+        backoff: Some(&[10, 60, 300]),
+        timeout: Some(600),
+        ..JOB
+    },
+    TaskDef {
+        name: "SendDownloadLink",
+        args: &[
+            arg("outbox_id", ArgKind::Integer),
+            arg("tenant_id", ArgKind::Integer),
+            arg("email", ArgKind::Text),
+            arg("kind", ArgKind::Text),
+            arg("file", ArgKind::Text),
+            arg("url", ArgKind::Text),
+            arg("expires_at", ArgKind::Text),
+            arg("job", ArgKind::Text),
+        ],
+        summary: "email a tenant the signed link to a finished export or report (from the outbox)",
+        tries: Some(OUTBOX_TRIES),
+        backoff: Some(OUTBOX_BACKOFF),
         ..JOB
     },
     TaskDef {
         name: "GenerateProductBlurhash",
         args: &[arg("product", ArgKind::Integer)],
-        summary: "BlurHash of a product image",
+        summary: "BlurHash of a product image (JPEG, PNG, WebP), stored on the product",
+        tries: Some(3),
+        backoff: Some(&[10, 60]),
         ..JOB
+    },
+    TaskDef {
+        name: "campaigns:send",
+        args: &[
+            arg("campaign", ArgKind::Integer),
+            arg_or("rate", ArgKind::Rate, "50/s"),
+            arg_or("chunk", ArgKind::Integer, "500"),
+        ],
+        summary: "fan out one SendCampaignEmail per opted-in recipient, as one batch",
+        ..TASK
     },
     TaskDef {
         name: "SendCampaignEmail",
         args: &[
             arg("campaign", ArgKind::Integer),
-            arg("recipient", ArgKind::Text),
+            arg("recipient", ArgKind::Integer),
         ],
-        summary: "send one campaign email",
+        summary: "send one campaign email to one customer, at the tenant's rate",
+        tries: Some(3),
+        backoff: Some(&[10, 60, 300]),
+        unique: Some("campaign:{campaign}:{recipient}, for 7 days"),
+        ..JOB
+    },
+    TaskDef {
+        name: "FinishCampaign",
+        args: &[arg("campaign", ArgKind::Integer)],
+        summary: "mark a campaign sent with its counts (its batch's last step)",
         ..JOB
     },
     TaskDef {
@@ -466,8 +605,9 @@ pub const CATALOG: &[TaskDef] = &[
     },
 ];
 
-/// The catalog entry called `name`.
+/// The catalog entry called `name` (or a Laravel alias of it, see [`ALIASES`]).
 pub fn find(name: &str) -> Option<&'static TaskDef> {
+    let name = canonical(name);
     CATALOG.iter().find(|t| t.name == name)
 }
 

@@ -21,6 +21,7 @@ pub fn route(event_type: &str) -> Option<&'static str> {
         "OrderCancelled" => Some("SendOrderCancellation"),
         "AppointmentReminderDue" => Some("SendAppointmentReminder"),
         "PaymentNeedsReview" => Some("NotifyPaymentReview"),
+        "ExportReady" | "ReportReady" => Some("SendDownloadLink"),
         _ => None,
     }
 }

@@ -66,8 +66,9 @@ mode = "queue"
 
 [[task]]
 name = "unimplemented"
-task = "EnhanceTenantProfileJob"
+task = "diagnostics:fail"
 cron = "0 4 * * *"
+args = { message = "this entry fails on purpose" }
 "#;
 
 /// Three local days in New York spanning the spring-forward of 2026-03-08, run by the real
@@ -124,7 +125,7 @@ async fn three_days_across_a_dst_change_run_exactly_as_planned() {
             .error
             .as_deref()
             .unwrap()
-            .contains("no implementation")
+            .contains("fails on purpose")
     );
     // Queue mode enqueued one job per hourly occurrence.
     let queued: u64 = h.pending().await;
