@@ -384,13 +384,18 @@ pub async fn live(h: &Harness, schedule: &Arc<Schedule>, until: DateTime<Utc>, w
 
 /// Drains every ready job on `high,default` with the real worker loop, then returns.
 pub async fn drain(h: &Harness) {
+    drain_with(&h.rt).await
+}
+
+/// [`drain`] with runtime `rt` (a harness's, with other settings).
+pub async fn drain_with(rt: &Runtime) {
     let opts = WorkerOptions {
         queues: vec!["high".into(), "default".into()],
         stop_when_empty: true,
         concurrency: 4,
         ..WorkerOptions::default()
     };
-    worker::run(h.rt.clone(), opts, StopHandle::default())
+    worker::run(rt.clone(), opts, StopHandle::default())
         .await
         .unwrap();
 }
