@@ -610,7 +610,10 @@ struct FakeAi {
     requests: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-async fn fake_ai(script: Vec<(u16, Option<(&'static str, &'static str)>, String, u64)>) -> FakeAi {
+/// One scripted answer: status, an extra header, the body, a delay in milliseconds.
+type Answer = (u16, Option<(&'static str, &'static str)>, String, u64);
+
+async fn fake_ai(script: Vec<Answer>) -> FakeAi {
     use axum::response::IntoResponse;
     let script = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
         script,
