@@ -415,6 +415,12 @@ pub enum Workload {
     ReleaseStale,
     /// outbox process throughput over --jobs pending messages (default 100,000).
     Outbox,
+    /// GenerateSalesExport over --jobs order lines of one tenant (default 1,000,000), CSV and
+    /// XLSX: seconds and peak RSS of each.
+    Export,
+    /// GenerateProductBlurhash's decode and hash of a 4000×3000 JPEG (--jobs runs, default
+    /// 20) and the peak RSS of an 8000×6000 one; needs no database.
+    Blurhash,
 }
 
 /// `conecta bench`.

@@ -50,6 +50,7 @@ pub async fn run(
     let result = match args.workload {
         Workload::FanOut => fan_out(rt, args, out).await,
         Workload::ReleaseStale => release_stale(rt, args, out).await,
+        Workload::Export => export(rt, args, out).await,
         _ => outbox(rt, args, out).await,
     };
     rt.queue.clear("default", "analytics:").await?;
@@ -208,4 +209,163 @@ async fn outbox(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> anyhow::
         report.published as f64 / secs
     )?;
     Ok(())
+}
+
+/// Resets the process's peak RSS (Linux: writing 5 to `clear_refs`), so the next reading of
+/// `VmHWM` is the peak of what follows.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+async fn export(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    use crate::tasks::exports::{self, Format};
+    let lines = args.jobs.unwrap_or(1_000_000) as i64;
+    let orders = (lines / 2).max(1);
+    let now = rt.clock.now().timestamp();
+    insert_rows(
+        &rt.db,
+        &demo::TENANTS,
+        &[vec![
+            Cell::Int(1),
+            Cell::Text("Tienda Bench".into()),
+            Cell::Text("approved".into()),
+            Cell::Int(1),
+            Cell::Text("America/Tegucigalpa".into()),
+            Cell::Text("owner1@example.test".into()),
+            Cell::Int(1),
+            Cell::Int(10),
+            Cell::Int(now),
+        ]],
+    )
+    .await?;
+    let products: Vec<Vec<Cell>> = (1..=1000)
+        .map(|id| {
+            vec![
+                Cell::Int(id),
+                Cell::Int(1),
+                Cell::Text(format!("Producto {id}")),
+                Cell::Int(1000 + id),
+                Cell::Int(100),
+                Cell::Null,
+                Cell::Null,
+                Cell::Int(now),
+            ]
+        })
+        .collect();
+    insert_rows(&rt.db, &demo::PRODUCTS, &products).await?;
+    // Two items per order, the orders spread over the last 30 days.
+    let mut start = 1;
+    while start <= orders {
+        let end = (start + 24_999).min(orders);
+        let mut o = Vec::new();
+        let mut items = Vec::new();
+        for id in start..=end {
+            let at = now - 60 - (id * 2_592_000 / orders);
+            o.push(vec![
+                Cell::Int(id),
+                Cell::Int(1),
+                Cell::Text(if id % 4 == 0 { "pending" } else { "paid" }.into()),
+                Cell::Text(format!("cliente{id}@example.test")),
+                Cell::Int(3_000),
+                Cell::Int(at),
+                Cell::Int(at),
+                Cell::Null,
+            ]);
+            for k in 0..2 {
+                items.push(vec![
+                    Cell::Int(id * 2 - 1 + k),
+                    Cell::Int(id),
+                    Cell::Int(1 + (id * 7 + k) % 1000),
+                    Cell::Int(1 + k),
+                    Cell::Int(1_000),
+                ]);
+            }
+        }
+        insert_rows(&rt.db, &demo::ORDERS, &o).await?;
+        insert_rows(&rt.db, &demo::ORDER_ITEMS, &items).await?;
+        start = end + 1;
+    }
+    demo::analyze(&rt.db, &["orders", "order_items", "products"]).await?;
+    let zone: chrono_tz::Tz = "America/Tegucigalpa".parse()?;
+    let today = rt.clock.now().with_timezone(&zone).date_naive();
+    let from = today - chrono::Days::new(40);
+    let dir = tempfile_dir()?;
+    for format in [Format::Csv, Format::Xlsx] {
+        reset_peak_rss();
+        let watch = Stopwatch::start();
+        let w = exports::write(&rt.db, &dir, 1, zone, (from, today), format).await?;
+        let secs = watch.elapsed().as_secs_f64();
+        let bytes = std::fs::metadata(&w.path)?.len();
+        writeln!(
+            out,
+            "RESULT workload=export connection={} format={} rows={} seconds={secs:.2} rows_per_sec={:.0} file_mb={:.1} peak_rss_mb={:.1}",
+            format!("{:?}", rt.db.backend()).to_lowercase(),
+            if format == Format::Csv { "csv" } else { "xlsx" },
+            w.rows,
+            w.rows as f64 / secs,
+            bytes as f64 / 1_048_576.0,
+            crate::queue::worker::peak_rss_kb() as f64 / 1024.0
+        )?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("conecta-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// A photo-like test picture: gradients and fine noise, so JPEG has detail to code.
+fn picture(width: u32, height: u32) -> image::RgbImage {
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    image::RgbImage::from_fn(width, height, |x, y| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let n = (seed & 31) as u32;
+        image::Rgb([
+            ((x * 200 / width) + n) as u8,
+            ((y * 200 / height) + n) as u8,
+            (((x + y) * 100 / (width + height)) + n) as u8,
+        ])
+    })
+}
+
+/// `bench blurhash`: time per 4000×3000 JPEG through the job's decode and hash, and the peak
+/// RSS of decoding an 8000×6000 one.
+pub fn blurhash(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
+    let runs = args.jobs.unwrap_or(20).clamp(1, 1_000) as usize;
+    let dir = tempfile_dir()?;
+    let write_jpeg = |w: u32, h: u32, name: &str| -> anyhow::Result<std::path::PathBuf> {
+        let path = dir.join(name);
+        let file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        image::codecs::jpeg::JpegEncoder::new_with_quality(file, 85)
+            .encode_image(&picture(w, h))?;
+        Ok(path)
+    };
+    let medium = write_jpeg(4000, 3000, "4000x3000.jpg")?;
+    let huge = write_jpeg(8000, 6000, "8000x6000.jpg")?;
+    let mut ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let watch = Stopwatch::start();
+        tasks::blurhash::hash_file(&medium)?;
+        ms.push(watch.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    reset_peak_rss();
+    let before = crate::queue::worker::peak_rss_kb();
+    tasks::blurhash::hash_file(&huge)?;
+    let huge_peak = crate::queue::worker::peak_rss_kb();
+    writeln!(
+        out,
+        "RESULT workload=blurhash image=4000x3000 runs={runs} p50_ms={:.1} max_ms={:.1} huge=8000x6000 peak_rss_mb={:.1} rss_before_mb={:.1}",
+        ms[runs / 2],
+        ms[runs - 1],
+        huge_peak as f64 / 1024.0,
+        before as f64 / 1024.0
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(ExitStatus::Success)
 }

@@ -468,10 +468,13 @@ async fn dispatch(ctx: &Context, cli: &Cli) -> anyhow::Result<ExitStatus> {
         Command::Bench(args)
             if matches!(
                 args.workload,
-                Workload::FanOut | Workload::ReleaseStale | Workload::Outbox
+                Workload::FanOut | Workload::ReleaseStale | Workload::Outbox | Workload::Export
             ) =>
         {
             bench_tasks::run(ctx, args, &mut out).await
+        }
+        Command::Bench(args) if args.workload == Workload::Blurhash => {
+            bench_tasks::blurhash(args, &mut out)
         }
         Command::Bench(args) => bench::run(ctx, args, &mut out).await,
         Command::Schedule(cmd) => match cmd {

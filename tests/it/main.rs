@@ -6,6 +6,7 @@
 #[macro_use]
 mod support;
 
+mod campaign_smtp;
 mod catalog;
 mod cli_queue;
 mod cli_schedule;
