@@ -89,3 +89,92 @@ fn an_argument_typo_gets_the_same_message_from_schedule_check_run_task_and_dispa
         assert!(err.contains(hint), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn laravel_class_names_are_accepted_as_the_tasks_they_became() {
+    let dir = tempfile::tempdir().unwrap();
+    let listed: Vec<Value> = serde_json::from_slice(
+        &conecta(dir.path())
+            .args(["tasks", "list", "--format", "json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        listed.iter().all(|t| t["implemented"] == true),
+        "every name has a body"
+    );
+    let sync = listed
+        .iter()
+        .find(|t| t["name"] == "analytics:sync")
+        .unwrap();
+    assert_eq!(sync["aliases"], serde_json::json!(["SyncAnalyticsJob"]));
+
+    // The schedule file.
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "[[task]]\nname = \"stale\"\ntask = \"ReleaseStaleOrders\"\ncron = \"*/15 * * * *\"\nargs = { older_than = \"45m\" }\n",
+    )
+    .unwrap();
+    let out = conecta(dir.path())
+        .args([
+            "--schedule",
+            "s.toml",
+            "schedule",
+            "list",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(entries[0]["task"], "orders:release-stale", "{entries}");
+
+    // run-task.
+    let out = conecta(dir.path())
+        .args(["run-task", "SendAppointmentReminders", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("would run appointments:send-reminders"));
+
+    // dispatch: enqueued under the catalog name, and checked by its definition.
+    let out = conecta(dir.path())
+        .args([
+            "dispatch",
+            "SyncAnalyticsJob",
+            "--payload",
+            r#"{"chunk": "many"}"#,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("analytics:sync"));
+    let out = conecta(dir.path())
+        .args([
+            "dispatch",
+            "SyncAnalyticsJob",
+            "--payload",
+            r#"{"chunk": 100}"#,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
