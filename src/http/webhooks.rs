@@ -165,13 +165,11 @@ fn check(
 
 /// The job that applies event `id`.
 pub fn job(id: &str) -> NewJob {
-    let def = crate::tasks::find("ProcessPaymentWebhook");
-    let mut job = NewJob::new("ProcessPaymentWebhook", json!({ "event_id": id }))
-        .on(def.and_then(|d| d.queue).unwrap_or("high"))
-        .unique(format!("payment:{id}"), UNIQUE_FOR, UniqueUntil::Processed);
-    job.tries = def.and_then(|d| d.tries);
-    job.backoff = def.and_then(|d| d.backoff).map(<[u64]>::to_vec);
-    job
+    crate::tasks::new_job("ProcessPaymentWebhook", json!({ "event_id": id })).unique(
+        format!("payment:{id}"),
+        UNIQUE_FOR,
+        UniqueUntil::Processed,
+    )
 }
 
 pub(super) async fn receive(

@@ -75,8 +75,7 @@ pub struct Report {
 
 /// The job for one recipient.
 pub fn job(campaign: i64, recipient: i64) -> NewJob {
-    let def = super::find("SendCampaignEmail");
-    let mut job = NewJob::new(
+    super::new_job(
         "SendCampaignEmail",
         json!({ "campaign": campaign, "recipient": recipient }),
     )
@@ -84,10 +83,7 @@ pub fn job(campaign: i64, recipient: i64) -> NewJob {
         format!("campaign:{campaign}:{recipient}"),
         UNIQUE_FOR,
         UniqueUntil::Ttl,
-    );
-    job.tries = def.and_then(|d| d.tries);
-    job.backoff = def.and_then(|d| d.backoff).map(<[u64]>::to_vec);
-    job
+    )
 }
 
 /// Why a fan-out could not start or finish.

@@ -295,6 +295,17 @@ pub struct ArgProblem {
 }
 
 impl TaskDef {
+    /// A job of this entry carrying `data`, on its queue with its tries, backoff and timeout:
+    /// what conecta enqueues is what `conecta tasks list` shows.
+    pub fn new_job(&self, data: Value) -> crate::queue::NewJob {
+        let mut job =
+            crate::queue::NewJob::new(self.name, data).on(self.queue.unwrap_or("default"));
+        job.tries = self.tries;
+        job.backoff = self.backoff.map(<[u64]>::to_vec);
+        job.timeout = self.timeout;
+        job
+    }
+
     /// The definition of argument `name`, if this task takes it.
     pub fn arg(&self, name: &str) -> Option<&ArgDef> {
         self.args.iter().find(|a| a.name == name)
@@ -609,6 +620,15 @@ pub const CATALOG: &[TaskDef] = &[
 pub fn find(name: &str) -> Option<&'static TaskDef> {
     let name = canonical(name);
     CATALOG.iter().find(|t| t.name == name)
+}
+
+/// A job `name` carrying `data`, with its catalog entry's queue, tries, backoff and timeout
+/// ([`TaskDef::new_job`]); a name outside the catalog gets none of them.
+pub fn new_job(name: &str, data: Value) -> crate::queue::NewJob {
+    match find(name) {
+        Some(def) => def.new_job(data),
+        None => crate::queue::NewJob::new(name, data),
+    }
 }
 
 /// Every registered name, in catalog order.

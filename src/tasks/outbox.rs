@@ -86,13 +86,8 @@ fn job_for(m: &Message) -> Result<NewJob, PublishError> {
     } else {
         data = json!({ "outbox_id": m.id, "event": data });
     }
-    // Queue, tries and backoff are the catalog's, so `conecta tasks list` shows what is
-    // enqueued.
     let def = super::find(job).ok_or(PublishError::NotInCatalog(job))?;
-    let mut job = NewJob::new(job, data).on(def.queue.unwrap_or("default"));
-    job.tries = def.tries;
-    job.backoff = def.backoff.map(<[u64]>::to_vec);
-    Ok(job)
+    Ok(def.new_job(data))
 }
 
 /// Adds `messages` to the configured Redis stream, if any.

@@ -47,16 +47,11 @@ pub struct Written {
 
 /// The `EnhanceTenantProfileJob` for `tenant`, unique per tenant for an hour.
 pub fn enhance_job(tenant: i64) -> NewJob {
-    let mut job = NewJob::new("EnhanceTenantProfileJob", json!({ "tenant": tenant })).unique(
+    super::new_job("EnhanceTenantProfileJob", json!({ "tenant": tenant })).unique(
         format!("profile:{tenant}"),
         UNIQUE_FOR,
         UniqueUntil::Ttl,
-    );
-    if let Some(def) = super::find("EnhanceTenantProfileJob") {
-        job.tries = def.tries;
-        job.timeout = def.timeout;
-    }
-    job
+    )
 }
 
 /// The city of an IANA zone, in words (`America/New_York` → `New York`).
