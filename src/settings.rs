@@ -82,6 +82,11 @@ impl Settings {
 
     /// Where product images are read from (Laravel's public disk).
     pub fn public_dir(&self) -> PathBuf {
-        self.storage.join("app").join("public")
+        public_dir(&self.storage)
     }
+}
+
+/// The public disk (product images) under storage folder `storage`.
+pub fn public_dir(storage: &std::path::Path) -> PathBuf {
+    storage.join("app").join("public")
 }

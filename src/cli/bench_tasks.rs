@@ -298,9 +298,9 @@ async fn export(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> anyhow::
         let bytes = std::fs::metadata(&w.path)?.len();
         writeln!(
             out,
-            "RESULT workload=export connection={} format={} rows={} seconds={secs:.2} rows_per_sec={:.0} file_mb={:.1} peak_rss_mb={:.1}",
-            format!("{:?}", rt.db.backend()).to_lowercase(),
-            if format == Format::Csv { "csv" } else { "xlsx" },
+            "RESULT workload=export database={:?} format={} rows={} seconds={secs:.2} rows_per_sec={:.0} file_mb={:.1} peak_rss_mb={:.1}",
+            rt.db.backend(),
+            format.extension(),
             w.rows,
             w.rows as f64 / secs,
             bytes as f64 / 1_048_576.0,

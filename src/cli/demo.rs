@@ -23,7 +23,7 @@ pub async fn run(
     let r = demo::seed(&db, &options, ctx.clock.now(), |n| bar.set(n)).await?;
     bar.finish();
     // A few real images, so GenerateProductBlurhash has files to read.
-    let public = ctx.config.storage.join("app").join("public");
+    let public = crate::settings::public_dir(&ctx.config.storage);
     let with_images = crate::store::products::with_images(&db, 8).await?;
     let images = crate::tasks::blurhash::write_demo_images(&public, &with_images)
         .map_err(|e| anyhow::anyhow!("cannot write demo images under {}: {e}", public.display()))?;

@@ -190,12 +190,7 @@ pub fn register(r: &mut Registry) {
                     d.tenant
                 )));
             };
-            let zone: Tz = tenant.timezone.parse().map_err(|_| {
-                JobError::Fail(format!(
-                    "tenant {} has an unknown time zone {:?}",
-                    tenant.id, tenant.timezone
-                ))
-            })?;
+            let zone = super::tenant_zone(tenant.id, &tenant.timezone)?;
             let (from, to) = day_bounds(d.date, zone);
             let figures = analytics::figures(&ctx.db, tenant.id, from, to)
                 .await

@@ -57,7 +57,8 @@ pub enum Format {
 }
 
 impl Format {
-    fn extension(self) -> &'static str {
+    /// Its file extension, also its name in `format`.
+    pub fn extension(self) -> &'static str {
         match self {
             Format::Csv => "csv",
             Format::Xlsx => "xlsx",
@@ -133,12 +134,7 @@ pub async fn tenant(ctx: &JobContext, id: i64) -> Result<(Profile, Tz), JobError
         .await
         .map_err(retry)?
         .ok_or_else(|| JobError::Fail(format!("tenant {id} does not exist")))?;
-    let zone: Tz = t.timezone.parse().map_err(|_| {
-        JobError::Fail(format!(
-            "tenant {id} has an unknown time zone {:?}",
-            t.timezone
-        ))
-    })?;
+    let zone = super::tenant_zone(id, &t.timezone)?;
     Ok((t, zone))
 }
 
@@ -164,32 +160,49 @@ pub async fn write(
 ) -> Result<Written, ExportError> {
     let start = super::analytics::day_bounds(from, zone).0;
     let end = super::analytics::day_bounds(to, zone).1;
-    let folder = dir.join(tenant.to_string());
+    let name = format!("sales-{from}-{to}.{}", format.extension());
+    let (path, rows) = write_whole(&dir.join(tenant.to_string()), &name, |tmp| async move {
+        match format {
+            Format::Csv => write_csv(db, &tmp, tenant, zone, start, end).await,
+            Format::Xlsx => write_xlsx(db, &tmp, tenant, zone, start, end).await,
+        }
+    })
+    .await?;
+    Ok(Written {
+        file: format!("{tenant}/{name}"),
+        path,
+        rows,
+    })
+}
+
+/// Writes file `name` in `folder` (made if missing) through `write`, which is handed a
+/// temporary path beside it: the file appears under its name only once complete, and a
+/// failure leaves nothing behind. Returns the file's path and what `write` returned.
+pub async fn write_whole<T, F, Fut>(
+    folder: &Path,
+    name: &str,
+    write: F,
+) -> Result<(PathBuf, T), ExportError>
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ExportError>>,
+{
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| ExportError::Io { path, source }
     };
-    std::fs::create_dir_all(&folder).map_err(io(&folder))?;
-    let name = format!("sales-{from}-{to}.{}", format.extension());
-    let path = folder.join(&name);
+    std::fs::create_dir_all(folder).map_err(io(folder))?;
+    let path = folder.join(name);
     let tmp = folder.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
-    let written = match format {
-        Format::Csv => write_csv(db, &tmp, tenant, zone, start, end).await,
-        Format::Xlsx => write_xlsx(db, &tmp, tenant, zone, start, end).await,
-    };
-    let rows = match written {
-        Ok(rows) => rows,
+    let written = match write(tmp.clone()).await {
+        Ok(w) => w,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
     };
     std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    Ok(Written {
-        file: format!("{tenant}/{name}"),
-        path,
-        rows,
-    })
+    Ok((path, written))
 }
 
 fn placed_at(line: &Line, zone: Tz) -> String {

@@ -90,6 +90,12 @@ pub(crate) async fn send_mail(
         .map_err(|e| JobError::Retry(e.to_string()))
 }
 
+/// Tenant `tenant`'s zone `name`, or a failure saying it is unknown (a retry cannot fix it).
+pub(crate) fn tenant_zone(tenant: i64, name: &str) -> Result<chrono_tz::Tz, JobError> {
+    name.parse()
+        .map_err(|_| JobError::Fail(format!("tenant {tenant} has an unknown time zone {name:?}")))
+}
+
 /// A database error inside a task: worth retrying.
 pub(crate) fn retry(e: StoreError) -> JobError {
     JobError::Retry(e.to_string())

@@ -9,7 +9,7 @@ use chrono::{Datelike, NaiveDate};
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 use serde::Deserialize;
 
-use super::exports::{self, money};
+use super::exports::{self, ExportError, money};
 use crate::queue::{JobContext, JobError, Registry};
 use crate::store::sales::{self, Month};
 
@@ -277,15 +277,15 @@ pub fn register(r: &mut Registry) {
         let name = format!("report-{}.pdf", first.format("%Y-%m"));
         let file = format!("{}/{name}", tenant.id);
         let folder = ctx.rt.settings.exports_dir().join(tenant.id.to_string());
-        let path = folder.join(&name);
-        let tmp = folder.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&folder)
-            .and_then(|_| std::fs::write(&tmp, &bytes))
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| {
-                let _ = std::fs::remove_file(&tmp);
-                JobError::Retry(format!("cannot write {}: {e}", path.display()))
-            })?;
+        let pdf = &bytes;
+        exports::write_whole(&folder, &name, |tmp| async move {
+            std::fs::write(&tmp, pdf).map_err(|source| ExportError::Io {
+                path: tmp.display().to_string(),
+                source,
+            })
+        })
+        .await
+        .map_err(ExportError::into_job)?;
         let kind = format!("monthly report {} (PDF)", first.format("%Y-%m"));
         exports::deliver(&ctx, &signer, &tenant, &file, "ReportReady", &kind).await?;
         tracing::info!(tenant = tenant.id, file = %file, bytes = bytes.len(), "PDF report written");

@@ -204,14 +204,6 @@ fn conecta(dir: &Path, smtp: &Smtp, db_url: &str) -> Command {
     c
 }
 
-fn wait(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaign_mail_over_starttls_and_auth_reaches_each_recipient_once_across_a_killed_worker() {
     let dir = tempfile::tempdir().unwrap();
@@ -294,7 +286,7 @@ async fn campaign_mail_over_starttls_and_auth_reaches_each_recipient_once_across
             .unwrap()
     };
     let mut first = worker("1");
-    wait("five messages", Duration::from_secs(30), || {
+    support::wait_until("five messages", Duration::from_secs(30), || {
         smtp.messages().len() >= 5
     });
     std::thread::sleep(Duration::from_millis(100));
@@ -352,5 +344,4 @@ async fn campaign_mail_over_starttls_and_auth_reaches_each_recipient_once_across
     }
     let c = campaigns::find(&check, campaign).await.unwrap().unwrap();
     assert_eq!((c.sent_count, c.failed_count), (recipients, 0));
-    wait("nothing", Duration::from_secs(1), || true);
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{NaiveDate, TimeDelta};
+use chrono::TimeDelta;
 use conecta::config::{AiConfig, AiProviderKind};
 use conecta::mail::Mailer;
 use conecta::queue::{JobContext, JobError, Runtime};
@@ -808,5 +808,4 @@ fn every_catalog_name_has_a_body_and_laravel_names_resolve() {
         tasks::find("AuditTenantLimits").unwrap().name,
         "AuditTenantLimits"
     );
-    let _ = NaiveDate::MIN;
 }
