@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Db, Result, Row};
+use super::{Db, Result, Row, Tx};
 
 /// A campaign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -251,11 +251,27 @@ pub async fn finish(db: &Db, id: i64, failed: i64, now: DateTime<Utc>) -> Result
 /// before `now_us`; returns the slot's instant (µs). Every worker of every host takes slots
 /// from the same row, so together they keep the rate.
 pub async fn take_slot(db: &Db, name: &str, interval_us: i64, now_us: i64) -> Result<i64> {
-    let insert = db
-        .backend()
-        .insert_ignore("rate_limits (name, next_at_us) VALUES (?, 0)", "name");
-    db.query(insert).bind(name).execute(db).await?;
     let mut tx = db.begin().await?;
+    // The row exists after the first send of a rate; only then is it created.
+    if bump_slot(&mut tx, name, interval_us, now_us).await? == 0 {
+        let insert = db
+            .backend()
+            .insert_ignore("rate_limits (name, next_at_us) VALUES (?, 0)", "name");
+        tx.query(insert).bind(name).execute(&mut tx).await?;
+        bump_slot(&mut tx, name, interval_us, now_us).await?;
+    }
+    let next: i64 = tx
+        .query("SELECT next_at_us FROM rate_limits WHERE name = ?")
+        .bind(name)
+        .scalar(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(next - interval_us)
+}
+
+/// Moves rate `name`'s next free instant one interval past the later of itself and `now_us`;
+/// returns the rows changed (0 when the rate has no row yet).
+async fn bump_slot(tx: &mut Tx, name: &str, interval_us: i64, now_us: i64) -> Result<u64> {
     tx.query(
         "UPDATE rate_limits SET next_at_us = CASE WHEN next_at_us < ? THEN ? ELSE next_at_us END + ? \
          WHERE name = ?",
@@ -264,13 +280,6 @@ pub async fn take_slot(db: &Db, name: &str, interval_us: i64, now_us: i64) -> Re
     .bind(now_us)
     .bind(interval_us)
     .bind(name)
-    .execute(&mut tx)
-    .await?;
-    let next: i64 = tx
-        .query("SELECT next_at_us FROM rate_limits WHERE name = ?")
-        .bind(name)
-        .scalar(&mut tx)
-        .await?;
-    tx.commit().await?;
-    Ok(next - interval_us)
+    .execute(tx)
+    .await
 }

@@ -81,14 +81,8 @@ pub fn hash_file(path: &Path) -> Result<String, ImageError> {
 
 /// The BlurHash of `image`.
 pub fn hash(image: &RgbImage) -> Result<String, ImageError> {
-    let thumb = image::imageops::thumbnail(image, HASH_SIDE, HASH_SIDE);
-    let thumb = DynamicImage::ImageRgb8(image::imageops::resize(
-        &thumb,
-        thumb.width().max(1),
-        thumb.height().max(1),
-        image::imageops::FilterType::Triangle,
-    ))
-    .to_rgba8();
+    let thumb =
+        DynamicImage::ImageRgb8(image::imageops::thumbnail(image, HASH_SIDE, HASH_SIDE)).to_rgba8();
     blurhash::encode(
         COMPONENTS.0,
         COMPONENTS.1,

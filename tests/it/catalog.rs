@@ -538,9 +538,7 @@ async fn a_campaign_mails_each_opted_in_recipient_once_and_honours_unsubscribes(
 }
 on_databases!(a_campaign_mails_each_opted_in_recipient_once_and_honours_unsubscribes);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_send_rate_is_shared_by_every_sender() {
-    let h = support::harness("sqlite").await.unwrap();
+async fn the_send_rate_is_shared_by_every_sender(h: Harness) {
     // Forty slots at 10/s from four concurrent takers: 100 ms apart, never two in one slot.
     let now_us = h.now().timestamp_micros();
     let takers = (0..4).map(|_| {
@@ -566,6 +564,7 @@ async fn the_send_rate_is_shared_by_every_sender() {
     assert_eq!(slots, expected);
     h.finish().await;
 }
+on_databases!(the_send_rate_is_shared_by_every_sender);
 
 async fn offline_profiles_are_written_from_the_tenants_data(h: Harness) {
     let dir = tempfile::tempdir().unwrap();
