@@ -20,6 +20,9 @@ use crate::store::{Db, Row, in_list, retrying, value_groups};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+/// The most jobs one reservation or one acknowledgement statement takes.
+const MAX_RESERVE: usize = 500;
+
 /// Jobs in the `jobs` table.
 #[derive(Debug)]
 pub struct DatabaseQueue {
@@ -125,8 +128,18 @@ impl Queue for DatabaseQueue {
     }
 
     async fn reserve(&self, queues: &[String], now: DateTime<Utc>) -> Result<Option<Reserved>> {
+        Ok(self.reserve_many(queues, 1, now).await?.pop())
+    }
+
+    async fn reserve_many(
+        &self,
+        queues: &[String],
+        max: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Reserved>> {
         let t = now.timestamp();
         let expired = t - self.retry_after;
+        let max = max.clamp(1, MAX_RESERVE) as i64;
         for queue in queues {
             // Start the scan at the last id this process took: rows below it were taken or
             // not yet due then, and rescanning the dead rows a busy queue leaves behind (until
@@ -144,27 +157,28 @@ impl Queue for DatabaseQueue {
                     .copied()
                     .unwrap_or(0)
             };
-            let mut found: Option<(i64, String, i64)> =
-                retrying(|| reserve_one(&self.db, queue, floor, t, expired)).await?;
-            if found.is_none() && floor > 0 {
-                found = retrying(|| reserve_one(&self.db, queue, 0, t, expired)).await?;
+            let mut found = retrying(|| reserve_up_to(&self.db, queue, floor, t, expired, max)).await?;
+            if found.is_empty() && floor > 0 {
+                found = retrying(|| reserve_up_to(&self.db, queue, 0, t, expired, max)).await?;
             }
-            if let Some((id, raw, attempts)) = found {
+            if let Some((last, _, _)) = found.last() {
                 self.floors
                     .lock()
                     .expect("floors")
-                    .insert(queue.clone(), id);
-                let envelope = decode(&raw);
-                return Ok(Some(Reserved {
-                    handle: id.to_string(),
-                    queue: queue.clone(),
-                    raw,
-                    attempts: attempts as u32,
-                    envelope,
-                }));
+                    .insert(queue.clone(), *last);
+                return Ok(found
+                    .into_iter()
+                    .map(|(id, raw, attempts)| Reserved {
+                        envelope: decode(&raw),
+                        handle: id.to_string(),
+                        queue: queue.clone(),
+                        raw,
+                        attempts: attempts as u32,
+                    })
+                    .collect());
             }
         }
-        Ok(None)
+        Ok(Vec::new())
     }
 
     async fn delete(&self, job: &Reserved) -> Result<()> {
@@ -173,6 +187,18 @@ impl Queue for DatabaseQueue {
             .bind(row_id(job)?)
             .execute(db)
             .await?;
+        Ok(())
+    }
+
+    async fn delete_many(&self, jobs: &[Reserved]) -> Result<()> {
+        let ids = jobs.iter().map(row_id).collect::<Result<Vec<i64>>>()?;
+        let db = &self.db;
+        for part in ids.chunks(MAX_RESERVE) {
+            db.query(format!("DELETE FROM jobs WHERE id IN ({})", in_list(part.len())))
+                .bind_all(part.iter().copied())
+                .execute(db)
+                .await?;
+        }
         Ok(())
     }
 
@@ -387,27 +413,29 @@ async fn insert_chunk(db: &Db, rows: &[&PendingRow], now: i64) -> crate::store::
     Ok(stored)
 }
 
-/// Takes the oldest available job of `queue` with id at least `floor`, as one atomic claim
-/// (see [`dialect::claim`]): its id, payload and attempts counted with this one.
-async fn reserve_one(
+/// Takes the oldest available jobs of `queue` with id at least `floor`, at most `max`, as one
+/// atomic claim (see [`dialect::claim`]): their ids, payloads and attempts counted with this one.
+async fn reserve_up_to(
     db: &Db,
     queue: &str,
     floor: i64,
     now: i64,
     expired: i64,
-) -> crate::store::Result<Option<(i64, String, i64)>> {
+    max: i64,
+) -> crate::store::Result<Vec<(i64, String, i64)>> {
     let claimed = dialect::claim(
         db,
         &Claim {
             table: "jobs",
             pick: "SELECT id FROM jobs WHERE queue = ? AND id >= ? \
                    AND ((reserved_at IS NULL AND available_at <= ?) OR reserved_at <= ?) \
-                   ORDER BY id LIMIT 1",
+                   ORDER BY id LIMIT ?",
             pick_args: &[
                 Value::Text(queue.to_string()),
                 Value::Int(floor),
                 Value::Int(now),
                 Value::Int(expired),
+                Value::Int(max),
             ],
             set: "reserved_at = ?, attempts = attempts + 1",
             set_args: &[Value::Int(now)],
@@ -416,7 +444,7 @@ async fn reserve_one(
     )
     .await?;
     claimed
-        .first()
+        .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-        .transpose()
+        .collect()
 }

@@ -350,6 +350,15 @@ impl Queue for RedisQueue {
         Ok(self.reserve_batch(queues, 1, now).await?.pop())
     }
 
+    async fn reserve_many(
+        &self,
+        queues: &[String],
+        max: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Reserved>> {
+        self.reserve_batch(queues, max.max(1), now).await
+    }
+
     async fn delete(&self, job: &Reserved) -> Result<()> {
         let k = self.keys(&job.queue);
         let mut c = self.conn.clone();
