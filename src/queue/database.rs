@@ -157,7 +157,8 @@ impl Queue for DatabaseQueue {
                     .copied()
                     .unwrap_or(0)
             };
-            let mut found = retrying(|| reserve_up_to(&self.db, queue, floor, t, expired, max)).await?;
+            let mut found =
+                retrying(|| reserve_up_to(&self.db, queue, floor, t, expired, max)).await?;
             if found.is_empty() && floor > 0 {
                 found = retrying(|| reserve_up_to(&self.db, queue, 0, t, expired, max)).await?;
             }
@@ -194,10 +195,13 @@ impl Queue for DatabaseQueue {
         let ids = jobs.iter().map(row_id).collect::<Result<Vec<i64>>>()?;
         let db = &self.db;
         for part in ids.chunks(MAX_RESERVE) {
-            db.query(format!("DELETE FROM jobs WHERE id IN ({})", in_list(part.len())))
-                .bind_all(part.iter().copied())
-                .execute(db)
-                .await?;
+            db.query(format!(
+                "DELETE FROM jobs WHERE id IN ({})",
+                in_list(part.len())
+            ))
+            .bind_all(part.iter().copied())
+            .execute(db)
+            .await?;
         }
         Ok(())
     }

@@ -77,7 +77,14 @@ pub struct Runtime {
     /// retrying while Redis or the database is away: `QUEUE_RETRY_AFTER`, after which the job
     /// is redelivered anyway.
     pub settle_within: Duration,
+    /// Where a worker collects succeeded jobs to acknowledge many per round trip (see
+    /// [`Runtime::acknowledge_batched`]); `None` acknowledges each one before `process`
+    /// returns.
+    pub acks: Option<tokio::sync::mpsc::Sender<Reserved>>,
 }
+
+/// The most succeeded jobs one acknowledgement takes.
+const ACK_GROUP: usize = 500;
 
 /// Runtime errors: the queue or the database failed.
 pub type Result<T> = std::result::Result<T, QueueError>;
@@ -94,6 +101,7 @@ impl Runtime {
             clock,
             settings: Arc::new(Settings::default()),
             settle_within: Duration::from_secs(90),
+            acks: None,
         }
     }
 
@@ -141,7 +149,10 @@ impl Runtime {
             uuid,
             attempts,
             queue: queue.to_string(),
-            rt: self.clone(),
+            rt: Runtime {
+                acks: None,
+                ..self.clone()
+            },
         }
     }
 
@@ -256,7 +267,7 @@ impl Runtime {
         Ok(())
     }
 
-    async fn batch_finished(&self, id: &str) -> Result<()> {
+    pub(crate) async fn batch_finished(&self, id: &str) -> Result<()> {
         if let Some(batch) = batches::find(&self.db, id).await?
             && let Some(then) = batch.options.get("then").filter(|v| !v.is_null())
         {
@@ -316,7 +327,7 @@ impl Runtime {
         {
             self.queue.delete(&job).await?;
             self.release_lock(&job.queue, &envelope).await?;
-            if batches::job_succeeded(&self.db, batch_id, self.clock.now()).await? {
+            if batches::jobs_succeeded(&self.db, batch_id, 1, self.clock.now()).await? {
                 self.batch_finished(batch_id).await?;
             }
             return Ok(Outcome::Skipped);
@@ -341,6 +352,19 @@ impl Runtime {
             .unwrap_or_else(|| Err(JobError::Retry(format!("timed out after {timeout}s"))));
         match result {
             Ok(()) => {
+                // A job whose lock is released after it leaves the queue is settled here, in
+                // order; any other goes to the worker's batched acknowledgement.
+                let lock_after = envelope
+                    .unique
+                    .as_ref()
+                    .is_some_and(|u| u.until == UniqueUntil::Processed);
+                let job = match &self.acks {
+                    Some(acks) if !lock_after => match acks.send(job).await {
+                        Ok(()) => return Ok(Outcome::Succeeded),
+                        Err(closed) => closed.0,
+                    },
+                    _ => job,
+                };
                 let uuid = envelope.uuid.as_str();
                 self.settle((Write::Job, uuid), "acknowledge a finished job", || {
                     self.queue.delete(&job)
@@ -356,8 +380,15 @@ impl Runtime {
                             (Write::Batch, uuid),
                             "count a job into its batch",
                             || async {
-                                Ok(batches::job_succeeded(&self.db, batch_id, self.clock.now())
-                                    .await?)
+                                Ok(
+                                    batches::jobs_succeeded(
+                                        &self.db,
+                                        batch_id,
+                                        1,
+                                        self.clock.now(),
+                                    )
+                                    .await?,
+                                )
                             },
                         )
                         .await?
@@ -387,6 +418,62 @@ impl Runtime {
                 Ok(Outcome::Released(delay))
             }
         }
+    }
+
+    /// Acknowledges the succeeded jobs a worker's slots send, as many per round trip as have
+    /// arrived (at most 500), with each batch's counter moved once per group; returns when
+    /// every sender is gone and everything received is settled. A group that cannot be
+    /// acknowledged within `QUEUE_RETRY_AFTER` is redelivered, never lost.
+    pub async fn acknowledge_batched(&self, mut rx: tokio::sync::mpsc::Receiver<Reserved>) {
+        let mut group = Vec::with_capacity(ACK_GROUP);
+        while let Some(first) = rx.recv().await {
+            group.push(first);
+            while group.len() < ACK_GROUP {
+                match rx.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = self.acknowledge_group(&group).await {
+                tracing::warn!(error = %e, jobs = group.len(), "finished jobs not acknowledged: they will be redelivered after QUEUE_RETRY_AFTER");
+            }
+            group.clear();
+        }
+    }
+
+    async fn acknowledge_group(&self, group: &[Reserved]) -> Result<()> {
+        let subject = group.first().map(Reserved::uuid).unwrap_or_default();
+        self.settle((Write::Job, &subject), "acknowledge finished jobs", || {
+            self.queue.delete_many(group)
+        })
+        .await?;
+        let mut per_batch: std::collections::BTreeMap<&str, i64> = Default::default();
+        for job in group {
+            if let Ok(Envelope {
+                batch_id: Some(id), ..
+            }) = &job.envelope
+            {
+                *per_batch.entry(id.as_str()).or_default() += 1;
+            }
+        }
+        for (batch_id, n) in per_batch {
+            if self
+                .settle(
+                    (Write::Batch, &subject),
+                    "count jobs into their batch",
+                    || async {
+                        Ok(
+                            batches::jobs_succeeded(&self.db, batch_id, n, self.clock.now())
+                                .await?,
+                        )
+                    },
+                )
+                .await?
+            {
+                self.batch_finished(batch_id).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Runs `handler` on `data`, cancelled at `timeout` on the clock if given (then `None`).

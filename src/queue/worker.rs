@@ -154,17 +154,30 @@ pub async fn run(
     }
     tracing::info!(worker = %id, queues = %opts.queues.join(","), concurrency = opts.concurrency, connection = rt.queue.connection(), "worker started");
 
+    // Succeeded jobs are acknowledged in groups by one task; the slots do not wait for it.
+    let (acks, acks_in) = tokio::sync::mpsc::channel(ACK_BUFFER);
+    let acker = {
+        let rt = rt.clone();
+        tokio::spawn(async move { rt.acknowledge_batched(acks_in).await })
+    };
+    let slot_rt = Runtime {
+        acks: Some(acks),
+        ..rt.clone()
+    };
+    let feed = Arc::new(Feed::default());
     let mut slots = Vec::new();
     for _ in 0..opts.concurrency.max(1) {
-        let rt = rt.clone();
+        let rt = slot_rt.clone();
         let opts = opts.clone();
         let stop = stop.clone();
         let processed = processed.clone();
         let claimed = claimed.clone();
+        let feed = feed.clone();
         slots.push(tokio::spawn(async move {
-            slot(rt, opts, stop, processed, claimed).await
+            slot(rt, opts, stop, processed, claimed, feed).await
         }));
     }
+    drop(slot_rt);
 
     // Housekeeping on real time: heartbeats, restart signal, max-time and memory.
     let housekeeping = {
@@ -245,6 +258,12 @@ pub async fn run(
         }
     }
     stop.stop(StopReason::Signal);
+    // Jobs reserved ahead that no slot started go back, runnable at once, their attempt
+    // not counted.
+    feed.hand_back(&rt).await;
+    if let Err(e) = acker.await {
+        tracing::error!(error = %e, "the worker's acknowledgement task panicked");
+    }
     if let Err(e) = housekeeping.await {
         tracing::error!(error = %e, "the worker's heartbeat task panicked");
     }
@@ -304,6 +323,7 @@ async fn slot(
     stop: StopHandle,
     processed: Arc<AtomicU64>,
     claimed: Arc<AtomicU64>,
+    feed: Arc<Feed>,
 ) -> Result<(), QueueError> {
     let mut backoff = Backoff::default();
     while !stop.is_stopped() {
@@ -313,7 +333,7 @@ async fn slot(
             stop.stop(StopReason::MaxJobs);
             break;
         }
-        let reserved = rt.queue.reserve(&opts.queues, rt.clock.now()).await;
+        let reserved = feed.next(&rt, &opts, &claimed).await;
         if let Err(e) = &reserved {
             if opts.max_jobs.is_some() {
                 claimed.fetch_sub(1, Ordering::SeqCst);
@@ -358,6 +378,7 @@ async fn slot(
             continue;
         };
         let uuid = job.uuid();
+        let watch = crate::clock::Stopwatch::start();
         tracing::debug!(uuid = %uuid, attempt = job.attempts, started_at_us = rt.clock.now().timestamp_micros(), "job started");
         let span =
             tracing::info_span!("job", queue = %job.queue, uuid = %uuid, attempt = job.attempts);
@@ -383,6 +404,7 @@ async fn slot(
             Outcome::Released(d) => tracing::info!(retry_in = ?d, "released for retry"),
             Outcome::Succeeded | Outcome::Skipped => tracing::debug!(?outcome, "done"),
         }
+        feed.took(watch.elapsed());
         processed.fetch_add(1, Ordering::SeqCst);
         if let Some(mb) = opts.memory_mb
             && rss_mb() > mb
@@ -391,4 +413,116 @@ async fn slot(
         }
     }
     Ok(())
+}
+
+/// How many succeeded jobs may wait for the acknowledgement task before slots wait for it.
+const ACK_BUFFER: usize = 2048;
+
+/// The most jobs one reservation takes for the local buffer.
+const MAX_PREFETCH: usize = 256;
+
+/// How much work, in time, a reservation takes ahead per slot: enough that fast jobs cost one
+/// round trip per hundreds, little enough that slow jobs are never taken ahead of a free slot.
+const PREFETCH_WINDOW_US: u64 = 50_000;
+
+/// The worker's local buffer: jobs reserved in one round trip and started by whichever slot
+/// is free next (graphile-worker's "local queue"). It holds at most what the slots would
+/// finish within [`PREFETCH_WINDOW_US`] at the mean job time seen so far; a job that waited in
+/// it for half of `QUEUE_RETRY_AFTER` goes back instead of running, since its reservation is
+/// about to expire and another worker may take it.
+#[derive(Default)]
+struct Feed {
+    jobs: std::sync::Mutex<std::collections::VecDeque<(super::Reserved, DateTime<Utc>)>>,
+    /// One slot at a time reserves; the others wait and then take from the buffer.
+    refill: tokio::sync::Mutex<()>,
+    /// Mean microseconds a job took (an exponential moving average); 0 before the first.
+    mean_us: AtomicU64,
+}
+
+impl Feed {
+    fn pop(&self) -> Option<(super::Reserved, DateTime<Utc>)> {
+        self.jobs.lock().expect("feed").pop_front()
+    }
+
+    /// The next job for a slot: from the buffer, else from one reservation of as many jobs as
+    /// the buffer should hold. `None` when the queues have nothing ready.
+    async fn next(
+        &self,
+        rt: &Runtime,
+        opts: &WorkerOptions,
+        claimed: &AtomicU64,
+    ) -> Result<Option<super::Reserved>, QueueError> {
+        let stale = TimeDelta::from_std(rt.settle_within / 2).unwrap_or(TimeDelta::MAX);
+        loop {
+            let popped = match self.pop() {
+                Some(j) => Some(j),
+                None => {
+                    let _turn = self.refill.lock().await;
+                    match self.pop() {
+                        Some(j) => Some(j),
+                        None => {
+                            let want = self.want(opts, claimed);
+                            let now = rt.clock.now();
+                            let mut got = rt.queue.reserve_many(&opts.queues, want, now).await?;
+                            if got.is_empty() {
+                                return Ok(None);
+                            }
+                            let first = got.remove(0);
+                            self.jobs
+                                .lock()
+                                .expect("feed")
+                                .extend(got.into_iter().map(|j| (j, now)));
+                            return Ok(Some(first));
+                        }
+                    }
+                }
+            };
+            let Some((job, at)) = popped else { continue };
+            if rt.clock.now() - at < stale {
+                return Ok(Some(job));
+            }
+            hand_back_one(rt, &job).await;
+        }
+    }
+
+    /// How many jobs the next reservation takes.
+    fn want(&self, opts: &WorkerOptions, claimed: &AtomicU64) -> usize {
+        let slots = opts.concurrency.max(1) as u64;
+        let mean = self.mean_us.load(Ordering::Relaxed);
+        let ahead = if mean == 0 {
+            slots
+        } else {
+            slots.saturating_mul(PREFETCH_WINDOW_US) / mean.max(1)
+        };
+        let mut want = ahead.clamp(1, MAX_PREFETCH as u64);
+        if let Some(max) = opts.max_jobs {
+            // The slot asking has counted its own job already.
+            let left = max.saturating_sub(claimed.load(Ordering::SeqCst)) + 1;
+            want = want.min(left.max(1));
+        }
+        want as usize
+    }
+
+    /// A job took `spent`: fold it into the mean.
+    fn took(&self, spent: Duration) {
+        let us = (spent.as_micros() as u64).max(1);
+        let old = self.mean_us.load(Ordering::Relaxed);
+        let new = if old == 0 { us } else { (old * 7 + us) / 8 };
+        self.mean_us.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// Puts back every job still buffered.
+    async fn hand_back(&self, rt: &Runtime) {
+        while let Some((job, _)) = self.pop() {
+            hand_back_one(rt, &job).await;
+        }
+    }
+}
+
+/// Makes a reserved job that was never started runnable again at once, its delivery not
+/// counted as an attempt. If that fails the job is redelivered after `QUEUE_RETRY_AFTER`.
+async fn hand_back_one(rt: &Runtime, job: &super::Reserved) {
+    if let Err(e) = rt.queue.postpone(job, Duration::ZERO, rt.clock.now()).await {
+        tracing::warn!(uuid = %job.uuid(), error = %e, "a job taken ahead could not be handed back: it will be redelivered after QUEUE_RETRY_AFTER");
+    }
 }

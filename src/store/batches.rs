@@ -100,9 +100,10 @@ pub async fn seal(db: &Db, id: &str, now: DateTime<Utc>) -> Result<bool> {
     try_finish(db, id, now).await
 }
 
-/// One job succeeded; true if this finished the batch.
-pub async fn job_succeeded(db: &Db, id: &str, now: DateTime<Utc>) -> Result<bool> {
-    db.query("UPDATE job_batches SET pending_jobs = pending_jobs - 1 WHERE id = ?")
+/// `n` jobs succeeded (a worker acknowledges them together); true if this finished the batch.
+pub async fn jobs_succeeded(db: &Db, id: &str, n: i64, now: DateTime<Utc>) -> Result<bool> {
+    db.query("UPDATE job_batches SET pending_jobs = pending_jobs - ? WHERE id = ?")
+        .bind(n)
         .bind(id)
         .execute(db)
         .await?;
