@@ -35,6 +35,12 @@ pub trait Clock: Send + Sync + 'static {
 
     /// Completes once [`Clock::now`] has reached `deadline` (at once if it already has).
     fn sleep_until(&self, deadline: DateTime<Utc>) -> SleepFuture<'_>;
+
+    /// The real time in which `span` passes on this clock (shorter at `--speed` above 1), for
+    /// waits that only real time can bound, such as blocking on Redis or `LISTEN`.
+    fn real_span(&self, span: std::time::Duration) -> std::time::Duration {
+        span
+    }
 }
 
 /// A shared clock, as handed to every service.
@@ -106,6 +112,10 @@ impl Clock for SimulatedClock {
                 tokio::time::sleep(std::time::Duration::from_secs_f64(real)).await;
             }
         })
+    }
+
+    fn real_span(&self, span: std::time::Duration) -> std::time::Duration {
+        std::time::Duration::try_from_secs_f64(span.as_secs_f64() / self.speed).unwrap_or(span)
     }
 }
 

@@ -190,7 +190,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn latency(rt: &Runtime, args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let jobs = args.jobs.unwrap_or(2_000);
     // A blocking driver wakes on a notification; a polling one on its --sleep.
-    let sleep = if rt.queue.connection() == "redis" {
+    let sleep = if rt.queue.wakes_idle_workers() {
         "1"
     } else {
         "0.01"

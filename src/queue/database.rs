@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::{Enqueued, LockInfo, NewJob, Queue, QueueDepth, QueueError, Reserved, Result, decode};
 use crate::store::dialect::{self, Claim};
 use crate::store::sql::Value;
+use crate::store::wakeups::{self, Wakeups};
 use crate::store::{Db, Row, in_list, retrying, value_groups};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -30,6 +31,8 @@ pub struct DatabaseQueue {
     retry_after: i64,
     floors: Mutex<HashMap<String, i64>>,
     scans: AtomicU64,
+    /// `LISTEN` on PostgreSQL; `None` elsewhere (workers poll).
+    wakeups: Option<Wakeups>,
 }
 
 impl DatabaseQueue {
@@ -57,10 +60,11 @@ impl DatabaseQueue {
     /// A queue on `db`; reserved jobs come back after `retry_after`.
     pub fn new(db: Db, retry_after: Duration) -> Self {
         Self {
-            db,
             retry_after: retry_after.as_secs() as i64,
             floors: Mutex::new(HashMap::new()),
             scans: AtomicU64::new(0),
+            wakeups: Wakeups::for_db(&db),
+            db,
         }
     }
 
@@ -317,6 +321,20 @@ impl Queue for DatabaseQueue {
         Ok(())
     }
 
+    async fn wait_for_work(&self, _queues: &[String], max: Duration) -> Result<bool> {
+        match &self.wakeups {
+            Some(w) => {
+                w.wait(max).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn wakes_idle_workers(&self) -> bool {
+        self.wakeups.is_some()
+    }
+
     async fn purge(&self) -> Result<()> {
         let db = &self.db;
         db.query("DELETE FROM jobs").execute(db).await?;
@@ -412,6 +430,21 @@ async fn insert_chunk(db: &Db, rows: &[&PendingRow], now: i64) -> crate::store::
                 .bind(now);
         }
         q.execute(&mut tx).await?;
+    }
+    if backend == crate::store::Backend::Postgres {
+        // Idle workers LISTEN; the notification is delivered when this commits.
+        let ready: HashSet<&str> = to_insert
+            .iter()
+            .filter(|r| r.available_at <= now)
+            .map(|r| r.queue.as_str())
+            .collect();
+        for queue in ready {
+            tx.query("SELECT pg_notify(?, ?)")
+                .bind(wakeups::CHANNEL)
+                .bind(queue)
+                .execute(&mut tx)
+                .await?;
+        }
     }
     tx.commit().await?;
     Ok(stored)

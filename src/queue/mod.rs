@@ -381,6 +381,12 @@ pub trait Queue: Send + Sync {
         Ok(false)
     }
 
+    /// True when [`Queue::wait_for_work`] returns as soon as work arrives (Redis, and the
+    /// database driver on PostgreSQL); false when idle workers poll every `--sleep`.
+    fn wakes_idle_workers(&self) -> bool {
+        false
+    }
+
     /// One round trip to the queue's own server, if it has one (Redis): is it answering?
     /// The database drivers' server is the store's, checked there.
     async fn ping(&self) -> Result<()> {

@@ -276,6 +276,10 @@ impl Queue for RedisQueue {
         "redis"
     }
 
+    fn wakes_idle_workers(&self) -> bool {
+        true
+    }
+
     async fn enqueue_bulk(&self, jobs: Vec<NewJob>, now: DateTime<Utc>) -> Result<Vec<Enqueued>> {
         let t = now.timestamp_millis();
         let mut answers: Vec<Option<Enqueued>> = vec![None; jobs.len()];

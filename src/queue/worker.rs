@@ -356,7 +356,7 @@ async fn slot(
                 break;
             }
             let waited = tokio::select! {
-                r = rt.queue.wait_for_work(&opts.queues, opts.sleep) => match r {
+                r = rt.queue.wait_for_work(&opts.queues, rt.clock.real_span(opts.sleep)) => match r {
                     Ok(w) => w,
                     Err(e) => {
                         if !pause(&rt, &stop, &mut backoff, "wait for work", &e).await? {

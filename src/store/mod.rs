@@ -24,6 +24,7 @@ pub mod schedule_runs;
 pub mod skew;
 pub mod sql;
 pub mod tenants;
+pub mod wakeups;
 
 pub use sql::{On, Query, Row, in_list, value_groups};
 
