@@ -47,11 +47,16 @@ impl DatabaseQueue {
     ) -> Result<()> {
         let db = &self.db;
         let at = now.timestamp() + delay.as_secs() as i64;
+        let id = row_id(job)?;
+        // The next scan starts at or below it, so a job put back is found in its turn.
+        if let Some(floor) = self.floors.lock().expect("floors").get_mut(&job.queue) {
+            *floor = (*floor).min(id);
+        }
         db.query(format!(
             "UPDATE jobs SET reserved_at = NULL, available_at = ?, attempts = {attempts} WHERE id = ?"
         ))
         .bind(at)
-        .bind(row_id(job)?)
+        .bind(id)
         .execute(db)
         .await?;
         Ok(())

@@ -230,7 +230,10 @@ impl Reserved {
             Err(_) => serde_json::from_str::<Value>(&self.raw)
                 .ok()
                 .and_then(|v| v.get("uuid")?.as_str().map(String::from))
-                .unwrap_or_else(|| format!("unreadable-{}", self.handle)),
+                .unwrap_or_else(|| {
+                    let handle: String = self.handle.chars().take(40).collect();
+                    format!("unreadable-{handle}")
+                }),
         }
     }
 }

@@ -1,6 +1,10 @@
-//! The `redis` driver: per queue, a ready list of job uuids, a payload hash, an attempts hash,
-//! a reserved sorted set (scored by when the reservation expires) and a delayed sorted set.
-//! Every atomic step is a Lua file beside this one, loaded with `include_str!`.
+//! The `redis` driver: per queue, a ready list, a reserved sorted set (scored by when the
+//! reservation expires) and a delayed sorted set, each holding jobs as one string,
+//! `ATTEMPTS|PAYLOAD`, so enqueueing a job is one list element and acknowledging it one
+//! `ZREM`. A chunk without unique keys is enqueued with plain `RPUSH`/`ZADD`; every other
+//! atomic step is a Lua file beside this one, loaded with `include_str!`. Jobs stored by an
+//! older conecta (bare uuids in the list, payloads and attempts in hashes) are moved to this
+//! form as they are reserved.
 //!
 //! Keys are `{REDIS_PREFIX}queues:{NAME}…` with the queue name as hash tag, so one queue's keys
 //! live in one Redis Cluster slot and each script touches one slot. Unique locks live in the
@@ -77,8 +81,7 @@ impl RedisQueue {
             .key(&k.ready)
             .key(&k.reserved)
             .key(&k.delayed)
-            .key(&k.payloads)
-            .key(&k.attempts)
+            .key(&k.notify)
             .arg(&job.handle)
             .arg(now.timestamp_millis())
             .arg(delay.as_millis() as i64)
@@ -218,7 +221,7 @@ impl RedisQueue {
         let mut c = self.conn.clone();
         for queue in queues {
             let k = self.keys(queue);
-            let flat: Vec<redis::Value> = self
+            let members: Vec<String> = self
                 .scripts
                 .reserve
                 .key(&k.ready)
@@ -231,26 +234,57 @@ impl RedisQueue {
                 .arg(max)
                 .invoke_async(&mut c)
                 .await?;
-            if flat.is_empty() {
+            if members.is_empty() {
                 continue;
             }
-            let mut out = Vec::with_capacity(flat.len() / 3);
-            for triple in flat.chunks(3) {
-                let uuid: String = redis::from_redis_value(&triple[0])?;
-                let raw: String = redis::from_redis_value(&triple[1])?;
-                let attempts: i64 = redis::from_redis_value(&triple[2])?;
+            let mut out = Vec::with_capacity(members.len());
+            for member in members {
+                let (attempts, raw) = split_member(&member)?;
                 out.push(Reserved {
-                    envelope: decode(&raw),
-                    handle: uuid,
+                    envelope: decode(raw),
+                    raw: raw.to_string(),
                     queue: queue.clone(),
-                    raw,
-                    attempts: attempts as u32,
+                    attempts,
+                    handle: member,
                 });
             }
             return Ok(out);
         }
         Ok(Vec::new())
     }
+}
+
+impl RedisQueue {
+    /// Runs `pipe`, whose scripts are all `script`; if Redis lost its script cache (a restart,
+    /// `SCRIPT FLUSH`), loads it and runs the pipeline once more.
+    async fn run_scripts<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+        script: &Script,
+        c: &mut ConnectionManager,
+    ) -> Result<T> {
+        match pipe.query_async(c).await {
+            Ok(r) => Ok(r),
+            Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                script.prepare_invoke().load_async(c).await?;
+                Ok(pipe.query_async(c).await?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A reserved member, `ATTEMPTS|PAYLOAD`, as its attempts and payload.
+fn split_member(member: &str) -> Result<(u32, &str)> {
+    member
+        .split_once('|')
+        .and_then(|(a, raw)| Some((a.parse().ok()?, raw)))
+        .ok_or_else(|| {
+            super::QueueError::Invalid(format!(
+                "a reserved Redis job is not ATTEMPTS|PAYLOAD: {:.80}",
+                member
+            ))
+        })
 }
 
 fn glob_escape(text: &str) -> String {
@@ -281,6 +315,9 @@ impl Queue for RedisQueue {
     }
 
     async fn enqueue_bulk(&self, jobs: Vec<NewJob>, now: DateTime<Utc>) -> Result<Vec<Enqueued>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
         let t = now.timestamp_millis();
         let mut answers: Vec<Option<Enqueued>> = vec![None; jobs.len()];
         // Group by queue, keeping order within each group: one script call per queue.
@@ -298,47 +335,71 @@ impl Queue for RedisQueue {
         let mut c = self.conn.clone();
         let mut pipe = redis::pipe();
         let mut uuids: Vec<String> = vec![String::new(); jobs.len()];
+        // Per queue: a script when some job takes a unique lock, else plain commands, whose
+        // answers are skipped.
+        let mut scripted = Vec::with_capacity(order.len());
         for queue in &order {
             self.remember_queue(queue).await?;
             let k = self.keys(queue);
+            let group = &groups[queue];
+            let keyed = group.iter().any(|&i| jobs[i].unique.is_some());
+            scripted.push(keyed);
             let mut inv = self.scripts.enqueue.prepare_invoke();
-            inv.key(&k.ready)
-                .key(&k.delayed)
-                .key(&k.payloads)
-                .key(&k.notify);
-            inv.arg(t).arg(&k.lock_prefix);
-            for &i in &groups[queue] {
+            let (mut ready, mut delayed) = (Vec::new(), Vec::new());
+            if keyed {
+                inv.key(&k.ready).key(&k.delayed).key(&k.notify);
+                inv.arg(t).arg(&k.lock_prefix);
+            }
+            for &i in group {
                 let job = &jobs[i];
                 let envelope = job.envelope(now);
-                inv.arg(&envelope.uuid)
-                    .arg(serde_json::to_string(&envelope)?)
-                    .arg(t + job.delay as i64 * 1000)
-                    .arg(job.unique.as_ref().map(|u| u.key.as_str()).unwrap_or(""))
-                    .arg(
-                        t + job
-                            .unique
-                            .as_ref()
-                            .map(|u| u.ttl as i64 * 1000)
-                            .unwrap_or(0),
-                    );
+                let member = format!("0|{}", serde_json::to_string(&envelope)?);
+                let available = t + job.delay as i64 * 1000;
+                if keyed {
+                    inv.arg(&envelope.uuid)
+                        .arg(member)
+                        .arg(available)
+                        .arg(job.unique.as_ref().map(|u| u.key.as_str()).unwrap_or(""))
+                        .arg(
+                            t + job
+                                .unique
+                                .as_ref()
+                                .map(|u| u.ttl as i64 * 1000)
+                                .unwrap_or(0),
+                        );
+                } else if available > t {
+                    delayed.push((available, member));
+                } else {
+                    ready.push(member);
+                }
                 uuids[i] = envelope.uuid;
             }
-            pipe.invoke_script(&inv);
-        }
-        let results: Vec<Vec<i64>> = match pipe.query_async(&mut c).await {
-            Ok(r) => r,
-            Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
-                // Scripts were flushed: load them and try once more.
-                self.scripts
-                    .enqueue
-                    .prepare_invoke()
-                    .load_async(&mut c)
-                    .await?;
-                pipe.query_async(&mut c).await?
+            if keyed {
+                pipe.invoke_script(&inv);
+                continue;
             }
-            Err(e) => return Err(e.into()),
-        };
-        for (queue, stored) in order.iter().zip(results) {
+            if !delayed.is_empty() {
+                pipe.zadd_multiple(&k.delayed, &delayed).ignore();
+            }
+            if !ready.is_empty() {
+                pipe.rpush(&k.ready, &ready)
+                    .ignore()
+                    .rpush(&k.notify, "1")
+                    .ignore()
+                    .ltrim(&k.notify, 0, 63)
+                    .ignore();
+            }
+        }
+        let results: Vec<Vec<i64>> = self
+            .run_scripts(&pipe, &self.scripts.enqueue, &mut c)
+            .await?;
+        let mut results = results.into_iter();
+        for (queue, keyed) in order.iter().zip(scripted) {
+            let stored = if keyed {
+                results.next().unwrap_or_default()
+            } else {
+                vec![1; groups[queue].len()]
+            };
             for (&i, s) in groups[queue].iter().zip(stored) {
                 answers[i] = Some(if s == 1 {
                     Enqueued::Job(std::mem::take(&mut uuids[i]))
@@ -364,16 +425,27 @@ impl Queue for RedisQueue {
     }
 
     async fn delete(&self, job: &Reserved) -> Result<()> {
-        let k = self.keys(&job.queue);
+        self.delete_many(std::slice::from_ref(job)).await
+    }
+
+    async fn delete_many(&self, jobs: &[Reserved]) -> Result<()> {
+        let mut by_queue: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for job in jobs {
+            by_queue.entry(&job.queue).or_default().push(&job.handle);
+        }
+        let mut pipe = redis::pipe();
+        for (queue, members) in &by_queue {
+            let k = self.keys(queue);
+            let mut inv = self.scripts.delete.prepare_invoke();
+            inv.key(&k.reserved).key(&k.ready);
+            for m in members {
+                inv.arg(*m);
+            }
+            pipe.invoke_script(&inv);
+        }
         let mut c = self.conn.clone();
-        let _: i64 = self
-            .scripts
-            .delete
-            .key(&k.reserved)
-            .key(&k.payloads)
-            .key(&k.attempts)
-            .arg(&job.handle)
-            .invoke_async(&mut c)
+        let _: Vec<i64> = self
+            .run_scripts(&pipe, &self.scripts.delete, &mut c)
             .await?;
         Ok(())
     }

@@ -592,6 +592,104 @@ macro_rules! conformance {
     };
 }
 
+async fn many_are_reserved_in_order_handed_back_without_an_attempt_and_deleted_together(
+    h: Harness,
+) {
+    let jobs: Vec<NewJob> = (0..10).map(record).collect();
+    h.rt.queue.enqueue_bulk(jobs, h.now()).await.unwrap();
+    let queues = q(&["default"]);
+    let taken = h.rt.queue.reserve_many(&queues, 4, h.now()).await.unwrap();
+    // The memory driver takes one at a time; the others take what was asked.
+    let expect = if h.name == "memory" { 1 } else { 4 };
+    assert_eq!(taken.len(), expect, "[{}]", h.name);
+    let ns: Vec<u64> = taken
+        .iter()
+        .map(|j| j.envelope.as_ref().unwrap().data["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        ns,
+        (0..expect as u64).collect::<Vec<_>>(),
+        "[{}] oldest first",
+        h.name
+    );
+    assert!(taken.iter().all(|j| j.attempts == 1));
+    // Handing one back (postpone, no delay) makes it ready at once, its delivery not counted.
+    h.rt.queue
+        .postpone(&taken[0], Duration::ZERO, h.now())
+        .await
+        .unwrap();
+    let rest =
+        h.rt.queue
+            .reserve_many(&queues, 100, h.now())
+            .await
+            .unwrap();
+    let back = rest
+        .iter()
+        .find(|j| j.uuid() == taken[0].uuid())
+        .expect("the handed-back job is ready again");
+    assert_eq!(back.attempts, 1, "[{}]", h.name);
+    let mut all: Vec<_> = taken[1..].to_vec();
+    all.extend(rest);
+    let mut reserved = all.len();
+    while let Some(j) = h.rt.queue.reserve(&queues, h.now()).await.unwrap() {
+        all.push(j);
+        reserved += 1;
+    }
+    assert_eq!(reserved, 10, "[{}] every job reserved once", h.name);
+    h.rt.queue.delete_many(&all).await.unwrap();
+    let later = h.now() + TimeDelta::days(1);
+    assert!(
+        h.rt.queue.reserve(&queues, later).await.unwrap().is_none(),
+        "[{}]",
+        h.name
+    );
+    assert_eq!(h.rt.jobs_in("default").await.unwrap(), 0, "[{}]", h.name);
+    h.finish().await;
+}
+
+async fn a_worker_stopping_hands_back_the_jobs_it_took_ahead(h: Harness) {
+    let jobs: Vec<NewJob> = (0..40).map(record).collect();
+    h.rt.queue.enqueue_bulk(jobs, h.now()).await.unwrap();
+    // Fast jobs make the worker take many ahead; --max-jobs stops it after three.
+    let opts = WorkerOptions {
+        queues: q(&["default"]),
+        concurrency: 2,
+        max_jobs: Some(3),
+        defaults: defaults(1),
+        ..WorkerOptions::default()
+    };
+    let summary = worker::run(h.rt.clone(), opts, StopHandle::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.reason, StopReason::MaxJobs);
+    let ran = h.recorder.seen().len();
+    assert!((3..=4).contains(&ran), "[{}] ran {ran}", h.name);
+    let depth = h.rt.queue.depths(h.now()).await.unwrap();
+    let d = depth
+        .iter()
+        .find(|d| d.queue == "default")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (d.pending, d.reserved),
+        (40 - ran as u64, 0),
+        "[{}] every job not run is ready again and every one run is acknowledged",
+        h.name
+    );
+    let next =
+        h.rt.queue
+            .reserve(&q(&["default"]), h.now())
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(
+        next.attempts, 1,
+        "[{}] a job handed back was not an attempt",
+        h.name
+    );
+    h.finish().await;
+}
+
 conformance!(
     every_job_runs_at_least_once,
     concurrent_reservers_never_share_a_job_and_lose_none,
@@ -605,4 +703,6 @@ conformance!(
     bulk_enqueue_reports_exactly_which_were_duplicates,
     batch_counters_stay_exact_under_concurrent_completion_and_failure,
     a_batch_with_duplicates_counts_only_what_was_enqueued,
+    many_are_reserved_in_order_handed_back_without_an_attempt_and_deleted_together,
+    a_worker_stopping_hands_back_the_jobs_it_took_ahead,
 );

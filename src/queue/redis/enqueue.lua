@@ -1,17 +1,18 @@
--- Enqueue a chunk of jobs on one queue, taking each unique lock atomically with its job.
--- KEYS[1] ready list (job uuids)   KEYS[2] delayed zset (uuid -> available_at ms)
--- KEYS[3] payload hash (uuid -> payload)   KEYS[4] notify list (wakes blocked workers)
+-- Enqueue a chunk of jobs on one queue when some of them carry a unique key, taking each lock
+-- atomically with its job (a chunk without keys is plain RPUSH/ZADD, no script).
+-- KEYS[1] ready list   KEYS[2] delayed zset (member -> available_at ms)
+-- KEYS[3] notify list (wakes blocked workers)
 -- ARGV[1] now (ms, from conecta's clock)   ARGV[2] lock key prefix (same hash tag as KEYS)
--- then 5 per job: uuid, payload, available_at ms, unique key ('' if none), lock expiry ms
+-- then 5 per job: uuid, member ("0|" .. payload), available_at ms, unique key ('' if none),
+-- lock expiry ms
 -- Returns one 1 (stored) or 0 (duplicate: its key is held and unexpired) per job, in order.
 -- Guarantees: a held, unexpired lock is never taken twice; a job is stored iff its lock (if
 -- any) was taken; expiry is compared with ARGV[1], not the server's clock.
 local now = tonumber(ARGV[1])
 local out = {}
--- Stored jobs are gathered and written with one HSET, one RPUSH and one ZADD.
-local fields, ready, delayed = {}, {}, {}
+local ready, delayed = {}, {}
 for i = 3, #ARGV, 5 do
-  local uuid, payload = ARGV[i], ARGV[i + 1]
+  local uuid, member = ARGV[i], ARGV[i + 1]
   local available, key, expires = tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
   local stored = 1
   if key ~= '' then
@@ -29,26 +30,21 @@ for i = 3, #ARGV, 5 do
     end
   end
   if stored == 1 then
-    fields[#fields + 1] = uuid
-    fields[#fields + 1] = payload
     if available > now then
       delayed[#delayed + 1] = available
-      delayed[#delayed + 1] = uuid
+      delayed[#delayed + 1] = member
     else
-      ready[#ready + 1] = uuid
+      ready[#ready + 1] = member
     end
   end
   out[#out + 1] = stored
-end
-if #fields > 0 then
-  redis.call('hset', KEYS[3], unpack(fields))
 end
 if #delayed > 0 then
   redis.call('zadd', KEYS[2], unpack(delayed))
 end
 if #ready > 0 then
   redis.call('rpush', KEYS[1], unpack(ready))
-  redis.call('rpush', KEYS[4], '1')
-  redis.call('ltrim', KEYS[4], 0, 63)
+  redis.call('rpush', KEYS[3], '1')
+  redis.call('ltrim', KEYS[3], 0, 63)
 end
 return out
