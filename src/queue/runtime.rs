@@ -80,7 +80,17 @@ pub struct Runtime {
     /// Where a worker collects succeeded jobs to acknowledge many per round trip (see
     /// [`Runtime::acknowledge_batched`]); `None` acknowledges each one before `process`
     /// returns.
-    pub acks: Option<tokio::sync::mpsc::Sender<Reserved>>,
+    pub acks: Option<tokio::sync::mpsc::Sender<Ack>>,
+}
+
+/// What a worker's slots send its acknowledgement task.
+#[derive(Debug)]
+pub enum Ack {
+    /// A job that succeeded.
+    Job(Box<Reserved>),
+    /// Answer once everything sent before is settled (a `--stop-when-empty` worker asks before
+    /// it concludes the queues are empty: a batch's `then` job may be on its way).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The most succeeded jobs one acknowledgement takes.
@@ -359,9 +369,12 @@ impl Runtime {
                     .as_ref()
                     .is_some_and(|u| u.until == UniqueUntil::Processed);
                 let job = match &self.acks {
-                    Some(acks) if !lock_after => match acks.send(job).await {
+                    Some(acks) if !lock_after => match acks.send(Ack::Job(Box::new(job))).await {
                         Ok(()) => return Ok(Outcome::Succeeded),
-                        Err(closed) => closed.0,
+                        Err(closed) => match closed.0 {
+                            Ack::Job(job) => *job,
+                            Ack::Flush(_) => unreachable!("a job was sent"),
+                        },
                     },
                     _ => job,
                 };
@@ -424,20 +437,29 @@ impl Runtime {
     /// arrived (at most 500), with each batch's counter moved once per group; returns when
     /// every sender is gone and everything received is settled. A group that cannot be
     /// acknowledged within `QUEUE_RETRY_AFTER` is redelivered, never lost.
-    pub async fn acknowledge_batched(&self, mut rx: tokio::sync::mpsc::Receiver<Reserved>) {
+    pub async fn acknowledge_batched(&self, mut rx: tokio::sync::mpsc::Receiver<Ack>) {
         let mut group = Vec::with_capacity(ACK_GROUP);
+        let mut flushes = Vec::new();
         while let Some(first) = rx.recv().await {
-            group.push(first);
-            while group.len() < ACK_GROUP {
-                match rx.try_recv() {
-                    Ok(job) => group.push(job),
-                    Err(_) => break,
+            let mut next = Some(first);
+            while let Some(ack) = next.take() {
+                match ack {
+                    Ack::Job(job) => group.push(*job),
+                    Ack::Flush(done) => flushes.push(done),
+                }
+                if group.len() < ACK_GROUP {
+                    next = rx.try_recv().ok();
                 }
             }
-            if let Err(e) = self.acknowledge_group(&group).await {
+            if !group.is_empty()
+                && let Err(e) = self.acknowledge_group(&group).await
+            {
                 tracing::warn!(error = %e, jobs = group.len(), "finished jobs not acknowledged: they will be redelivered after QUEUE_RETRY_AFTER");
             }
             group.clear();
+            for done in flushes.drain(..) {
+                let _ = done.send(());
+            }
         }
     }
 

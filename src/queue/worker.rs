@@ -326,6 +326,8 @@ async fn slot(
     feed: Arc<Feed>,
 ) -> Result<(), QueueError> {
     let mut backoff = Backoff::default();
+    // Whether the acknowledgements were flushed since this slot last found a job.
+    let mut flushed = false;
     while !stop.is_stopped() {
         if let Some(max) = opts.max_jobs
             && claimed.fetch_add(1, Ordering::SeqCst) >= max
@@ -350,8 +352,13 @@ async fn slot(
                 claimed.fetch_sub(1, Ordering::SeqCst);
             }
             if opts.stop_when_empty {
-                // As Laravel's: the queues were empty when looked at. Other slots finish the
-                // jobs they hold before the worker returns.
+                // As Laravel's: the queues were empty when looked at, after the jobs already
+                // finished are settled (a batch's `then` job is enqueued then). Other slots
+                // finish the jobs they hold before the worker returns.
+                if !flushed && flush_acks(&rt).await {
+                    flushed = true;
+                    continue;
+                }
                 stop.stop(StopReason::Empty);
                 break;
             }
@@ -377,6 +384,7 @@ async fn slot(
             }
             continue;
         };
+        flushed = false;
         let uuid = job.uuid();
         let watch = crate::clock::Stopwatch::start();
         tracing::debug!(uuid = %uuid, attempt = job.attempts, started_at_us = rt.clock.now().timestamp_micros(), "job started");
@@ -418,6 +426,9 @@ async fn slot(
 /// How many succeeded jobs may wait for the acknowledgement task before slots wait for it.
 const ACK_BUFFER: usize = 2048;
 
+/// Reservations a worker runs at once: one round trip overlaps the next.
+const RESERVERS: usize = 2;
+
 /// The most jobs one reservation takes for the local buffer.
 const MAX_PREFETCH: usize = 256;
 
@@ -430,13 +441,29 @@ const PREFETCH_WINDOW_US: u64 = 50_000;
 /// finish within [`PREFETCH_WINDOW_US`] at the mean job time seen so far; a job that waited in
 /// it for half of `QUEUE_RETRY_AFTER` goes back instead of running, since its reservation is
 /// about to expire and another worker may take it.
-#[derive(Default)]
 struct Feed {
     jobs: std::sync::Mutex<std::collections::VecDeque<(super::Reserved, DateTime<Utc>)>>,
-    /// One slot at a time reserves; the others wait and then take from the buffer.
-    refill: tokio::sync::Mutex<()>,
+    /// One reservation at a time; slots with an empty buffer wait for it, then take from the
+    /// buffer.
+    refill: Arc<tokio::sync::Semaphore>,
+    /// The reservation running in the background while the buffer is still half full.
+    ahead: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Set when the worker stops: nothing more is reserved ahead.
+    closed: std::sync::atomic::AtomicBool,
     /// Mean microseconds a job took (an exponential moving average); 0 before the first.
     mean_us: AtomicU64,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Self {
+            jobs: Default::default(),
+            refill: Arc::new(tokio::sync::Semaphore::new(RESERVERS)),
+            ahead: Default::default(),
+            closed: Default::default(),
+            mean_us: Default::default(),
+        }
+    }
 }
 
 impl Feed {
@@ -447,7 +474,7 @@ impl Feed {
     /// The next job for a slot: from the buffer, else from one reservation of as many jobs as
     /// the buffer should hold. `None` when the queues have nothing ready.
     async fn next(
-        &self,
+        self: &Arc<Self>,
         rt: &Runtime,
         opts: &WorkerOptions,
         claimed: &AtomicU64,
@@ -457,7 +484,7 @@ impl Feed {
             let popped = match self.pop() {
                 Some(j) => Some(j),
                 None => {
-                    let _turn = self.refill.lock().await;
+                    let _turn = self.refill.acquire().await.expect("never closed");
                     match self.pop() {
                         Some(j) => Some(j),
                         None => {
@@ -465,7 +492,23 @@ impl Feed {
                             let now = rt.clock.now();
                             let mut got = rt.queue.reserve_many(&opts.queues, want, now).await?;
                             if got.is_empty() {
-                                return Ok(None);
+                                // Another reservation may still be on its way with the last
+                                // jobs: the queues are empty only once it is in.
+                                drop(_turn);
+                                let all = self
+                                    .refill
+                                    .acquire_many(RESERVERS as u32)
+                                    .await
+                                    .expect("never closed");
+                                let last = self.pop();
+                                drop(all);
+                                match last {
+                                    Some(j) => {
+                                        self.jobs.lock().expect("feed").push_front(j);
+                                        continue;
+                                    }
+                                    None => return Ok(None),
+                                }
                             }
                             let first = got.remove(0);
                             self.jobs
@@ -479,10 +522,42 @@ impl Feed {
             };
             let Some((job, at)) = popped else { continue };
             if rt.clock.now() - at < stale {
+                self.top_up(rt, opts, claimed);
                 return Ok(Some(job));
             }
             hand_back_one(rt, &job).await;
         }
+    }
+
+    /// When the buffer is down to half of what it should hold, reserves the rest in the
+    /// background, so the slots do not wait for the round trip.
+    fn top_up(self: &Arc<Self>, rt: &Runtime, opts: &WorkerOptions, claimed: &AtomicU64) {
+        if opts.max_jobs.is_some() || self.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let want = self.want(opts, claimed);
+        let held = self.jobs.lock().expect("feed").len();
+        if want < 4 || held * 2 > want {
+            return;
+        }
+        let Ok(turn) = self.refill.clone().try_acquire_owned() else {
+            return;
+        };
+        let (feed, rt, queues) = (self.clone(), rt.clone(), opts.queues.clone());
+        let task = tokio::spawn(async move {
+            let now = rt.clock.now();
+            match rt.queue.reserve_many(&queues, want - held, now).await {
+                Ok(got) => feed
+                    .jobs
+                    .lock()
+                    .expect("feed")
+                    .extend(got.into_iter().map(|j| (j, now))),
+                // The slots meet the same error on their next reservation and back off.
+                Err(e) => tracing::debug!(error = %e, "reserving ahead failed"),
+            }
+            drop(turn);
+        });
+        *self.ahead.lock().expect("feed") = Some(task);
     }
 
     /// How many jobs the next reservation takes.
@@ -513,6 +588,11 @@ impl Feed {
 
     /// Puts back every job still buffered.
     async fn hand_back(&self, rt: &Runtime) {
+        self.closed.store(true, Ordering::SeqCst);
+        let ahead = self.ahead.lock().expect("feed").take();
+        if let Some(task) = ahead {
+            let _ = task.await;
+        }
         while let Some((job, _)) = self.pop() {
             hand_back_one(rt, &job).await;
         }
@@ -525,4 +605,15 @@ async fn hand_back_one(rt: &Runtime, job: &super::Reserved) {
     if let Err(e) = rt.queue.postpone(job, Duration::ZERO, rt.clock.now()).await {
         tracing::warn!(uuid = %job.uuid(), error = %e, "a job taken ahead could not be handed back: it will be redelivered after QUEUE_RETRY_AFTER");
     }
+}
+
+/// Waits until the acknowledgement task has settled everything sent before; true if there
+/// was one to ask.
+async fn flush_acks(rt: &Runtime) -> bool {
+    let Some(acks) = &rt.acks else { return false };
+    let (done, settled) = tokio::sync::oneshot::channel();
+    if acks.send(super::runtime::Ack::Flush(done)).await.is_err() {
+        return false;
+    }
+    settled.await.is_ok()
 }

@@ -223,6 +223,7 @@ pub async fn claim(db: &Db, claim: &Claim<'_>) -> Result<Vec<Row>> {
         tx.commit().await?;
         return Ok(Vec::new());
     }
+    let ids = super::padded_ids(&ids);
     let list = in_list(ids.len());
     let update = tx.query(format!("UPDATE {table} SET {set} WHERE id IN ({list})"));
     update

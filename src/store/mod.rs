@@ -26,7 +26,7 @@ pub mod sql;
 pub mod tenants;
 pub mod wakeups;
 
-pub use sql::{On, Query, Row, in_list, value_groups};
+pub use sql::{On, Query, Row, in_list, padded_ids, value_groups};
 
 use std::borrow::Cow;
 use std::str::FromStr;

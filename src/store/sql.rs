@@ -385,9 +385,29 @@ pub fn in_list(count: usize) -> String {
     vec!["?"; count].join(", ")
 }
 
+/// `ids` for an `IN (…)` list, padded with its last id to the next power of two, so that a
+/// statement over a varying number of rows has a few texts, each prepared once per connection,
+/// instead of one per count. Repeating an id in `IN` changes nothing.
+pub fn padded_ids(ids: &[i64]) -> Vec<i64> {
+    let mut out = ids.to_vec();
+    if let Some(&last) = ids.last() {
+        out.resize(ids.len().next_power_of_two(), last);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn padded_ids_repeat_the_last_to_a_power_of_two() {
+        assert_eq!(padded_ids(&[]), Vec::<i64>::new());
+        assert_eq!(padded_ids(&[7]), vec![7]);
+        assert_eq!(padded_ids(&[1, 2, 3]), vec![1, 2, 3, 3]);
+        assert_eq!(padded_ids(&[1, 2, 3, 4]).len(), 4);
+        assert_eq!(padded_ids(&(0..300).collect::<Vec<_>>()).len(), 512);
+    }
 
     #[test]
     fn placeholders_are_numbered_for_postgres_only() {

@@ -706,3 +706,56 @@ conformance!(
     many_are_reserved_in_order_handed_back_without_an_attempt_and_deleted_together,
     a_worker_stopping_hands_back_the_jobs_it_took_ahead,
 );
+
+/// Jobs an older conecta left in Redis (a bare uuid in the ready list, payload and attempts in
+/// hashes) are delivered by this one, with their attempts, and acknowledged for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_jobs_in_the_older_form_are_delivered_and_acknowledged() {
+    use conecta::queue::Queue;
+    let Some(url) = crate::support::service_url("CONECTA_TEST_REDIS_URL") else {
+        return;
+    };
+    let prefix = format!("conecta-test:{}:", uuid::Uuid::new_v4().simple());
+    let queue = conecta::queue::redis::RedisQueue::connect(&url, &prefix, Duration::from_secs(90))
+        .await
+        .expect("redis reachable");
+    let now = crate::support::start();
+    let envelope = record(41).envelope(now);
+    let raw = serde_json::to_string(&envelope).unwrap();
+    let base = format!("{prefix}queues:{{default}}");
+    let client = ::redis::Client::open(url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = ::redis::pipe()
+        .rpush(&base, &envelope.uuid)
+        .hset(format!("{base}:payloads"), &envelope.uuid, &raw)
+        .hset(format!("{base}:attempts"), &envelope.uuid, 2)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let job = queue
+        .reserve(&q(&["default"]), now)
+        .await
+        .unwrap()
+        .expect("delivered");
+    assert_eq!(job.uuid(), envelope.uuid);
+    assert_eq!(job.raw, raw);
+    assert_eq!(job.attempts, 3, "its earlier attempts count");
+    queue.delete(&job).await.unwrap();
+    let later = now + TimeDelta::days(1);
+    assert!(
+        queue
+            .reserve(&q(&["default"]), later)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let left: u64 = ::redis::cmd("EXISTS")
+        .arg(format!("{base}:payloads"))
+        .arg(format!("{base}:attempts"))
+        .arg(format!("{base}:reserved"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "nothing of the job is left");
+    queue.clear("default", "").await.unwrap();
+}
