@@ -146,6 +146,9 @@ impl Queue for DatabaseQueue {
         max: usize,
         now: DateTime<Utc>,
     ) -> Result<Vec<Reserved>> {
+        if let Some(w) = &self.wakeups {
+            w.arm();
+        }
         let t = now.timestamp();
         let expired = t - self.retry_after;
         let max = max.clamp(1, MAX_RESERVE) as i64;
@@ -367,6 +370,9 @@ async fn insert_chunk(db: &Db, rows: &[&PendingRow], now: i64) -> crate::store::
     }
     let keyed: Vec<&str> = rows.iter().filter_map(|r| r.key.as_deref()).collect();
     let backend = db.backend();
+    if keyed.is_empty() && backend == crate::store::Backend::Postgres {
+        return insert_unkeyed_postgres(db, rows, now).await;
+    }
     let mut tx = db.begin().await?;
     let mut won: HashSet<String> = HashSet::new();
     if !keyed.is_empty() {
@@ -420,7 +426,19 @@ async fn insert_chunk(db: &Db, rows: &[&PendingRow], now: i64) -> crate::store::
         .filter(|(_, s)| **s)
         .map(|(r, _)| r)
         .collect();
-    for part in to_insert.chunks(1000) {
+    if backend == crate::store::Backend::Postgres && !to_insert.is_empty() {
+        // Idle workers LISTEN; the notification is delivered when this commits.
+        let rows: Vec<&PendingRow> = to_insert.iter().map(|r| **r).collect();
+        postgres_insert(tx.query(POSTGRES_INSERT), &rows, now)
+            .execute(&mut tx)
+            .await?;
+    }
+    let rest = if backend == crate::store::Backend::Postgres {
+        &[][..]
+    } else {
+        &to_insert[..]
+    };
+    for part in rest.chunks(1000) {
         let mut q = tx.query(format!(
             "INSERT INTO jobs (queue, payload, attempts, reserved_at, available_at, created_at) VALUES {}",
             value_groups(part.len(), 6)
@@ -436,23 +454,42 @@ async fn insert_chunk(db: &Db, rows: &[&PendingRow], now: i64) -> crate::store::
         }
         q.execute(&mut tx).await?;
     }
-    if backend == crate::store::Backend::Postgres {
-        // Idle workers LISTEN; the notification is delivered when this commits.
-        let ready: HashSet<&str> = to_insert
-            .iter()
-            .filter(|r| r.available_at <= now)
-            .map(|r| r.queue.as_str())
-            .collect();
-        for queue in ready {
-            tx.query("SELECT pg_notify(?, ?)")
-                .bind(wakeups::CHANNEL)
-                .bind(queue)
-                .execute(&mut tx)
-                .await?;
-        }
-    }
     tx.commit().await?;
     Ok(stored)
+}
+
+/// Inserts the rows bound by [`postgres_insert`] from three arrays, in order, and notifies
+/// the idle workers of each queue that got a ready job: one statement text for any chunk size,
+/// and without unique keys one round trip per chunk (a statement is its own transaction).
+const POSTGRES_INSERT: &str = "WITH ins AS (\
+     INSERT INTO jobs (queue, payload, attempts, reserved_at, available_at, created_at) \
+     SELECT q, p, 0, NULL, a, ? FROM UNNEST(?::text[], ?::text[], ?::bigint[]) \
+     WITH ORDINALITY AS t(q, p, a, n) ORDER BY n \
+     RETURNING queue, available_at) \
+     SELECT pg_notify(?, r.queue) FROM (SELECT DISTINCT queue FROM ins WHERE available_at <= ?) AS r";
+
+fn postgres_insert<'q>(
+    q: crate::store::Query<'q>,
+    rows: &[&PendingRow],
+    now: i64,
+) -> crate::store::Query<'q> {
+    q.bind(now)
+        .bind_array(rows.iter().map(|r| r.queue.clone()).collect::<Vec<_>>())
+        .bind_array(rows.iter().map(|r| r.payload.clone()).collect::<Vec<_>>())
+        .bind_array(rows.iter().map(|r| r.available_at).collect::<Vec<_>>())
+        .bind(wakeups::CHANNEL)
+        .bind(now)
+}
+
+async fn insert_unkeyed_postgres(
+    db: &Db,
+    rows: &[&PendingRow],
+    now: i64,
+) -> crate::store::Result<Vec<bool>> {
+    postgres_insert(db.query(POSTGRES_INSERT), rows, now)
+        .execute(db)
+        .await?;
+    Ok(vec![true; rows.len()])
 }
 
 /// Takes the oldest available jobs of `queue` with id at least `floor`, at most `max`, as one

@@ -183,6 +183,23 @@ impl<'q> Query<'q> {
         self
     }
 
+    /// Adds one array argument, for PostgreSQL's `UNNEST(?::text[])` or `= ANY(?)`: many
+    /// rows in one parameter, one statement text whatever their number. The other databases
+    /// have no arrays; there the statement fails with an error saying so.
+    pub fn bind_array<T>(mut self, values: Vec<T>) -> Self
+    where
+        Vec<T>: sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send + 'q,
+    {
+        let added = match &mut self.args {
+            Args::Postgres(a) => a.add(values),
+            _ => Err("array arguments are PostgreSQL only".into()),
+        };
+        if let Err(e) = added {
+            self.bad_arg.get_or_insert(e);
+        }
+        self
+    }
+
     /// Adds every value of `values`, in order.
     pub fn bind_all<T: Param<'q>>(self, values: impl IntoIterator<Item = T>) -> Self {
         values.into_iter().fold(self, Query::bind)

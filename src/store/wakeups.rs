@@ -21,8 +21,10 @@ pub const CHANNEL: &str = "conecta_jobs";
 #[derive(Debug)]
 pub struct Wakeups {
     pool: PgPool,
-    /// Counts notifications; started lazily by the first waiter.
-    seen: tokio::sync::Mutex<Option<watch::Receiver<u64>>>,
+    /// Counts notifications; its "seen" mark is where the latest reservation started.
+    seen: std::sync::Mutex<Option<watch::Receiver<u64>>>,
+    /// Held while the listening connection is being opened.
+    opening: tokio::sync::Mutex<()>,
 }
 
 impl Wakeups {
@@ -31,27 +33,43 @@ impl Wakeups {
         match db {
             Db::Postgres(pool) => Some(Self {
                 pool: pool.clone(),
-                seen: tokio::sync::Mutex::new(None),
+                seen: std::sync::Mutex::new(None),
+                opening: tokio::sync::Mutex::new(()),
             }),
             _ => None,
         }
     }
 
-    /// Waits until an enqueue notifies or `max` passes. Errors when the listening connection
-    /// cannot be opened (the database is away); the caller backs off.
+    /// Called as a reservation starts: a notification from now on wakes the next
+    /// [`Wakeups::wait`] at once, even one that arrives before it begins to wait.
+    pub fn arm(&self) {
+        if let Some(rx) = self.seen.lock().expect("wakeups").as_mut() {
+            rx.borrow_and_update();
+        }
+    }
+
+    /// Waits until an enqueue has notified since the last [`Wakeups::arm`], or `max` passes.
+    /// Errors when the listening connection cannot be opened (the database is away); the
+    /// caller backs off.
     pub async fn wait(&self, max: Duration) -> Result<()> {
-        let mut seen = {
-            let mut guard = self.seen.lock().await;
-            match guard.as_ref() {
-                Some(rx) if rx.has_changed().is_ok() => rx.clone(),
-                _ => {
-                    let rx = self.listen().await?;
-                    guard.insert(rx).clone()
-                }
+        let live = self
+            .seen
+            .lock()
+            .expect("wakeups")
+            .as_ref()
+            .filter(|rx| rx.has_changed().is_ok())
+            .cloned();
+        let mut rx = match live {
+            Some(rx) => rx,
+            None => {
+                let _opening = self.opening.lock().await;
+                let mut fresh = self.listen().await?;
+                fresh.borrow_and_update();
+                *self.seen.lock().expect("wakeups") = Some(fresh.clone());
+                fresh
             }
         };
-        seen.mark_unchanged();
-        let _ = tokio::time::timeout(max, seen.changed()).await;
+        let _ = tokio::time::timeout(max, rx.changed()).await;
         Ok(())
     }
 
