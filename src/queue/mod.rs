@@ -200,7 +200,8 @@ impl Enqueued {
 /// A job a worker holds.
 #[derive(Debug, Clone)]
 pub struct Reserved {
-    /// The driver's handle (row id, or the reserved Redis member).
+    /// The driver's handle (the row id, or on Redis the attempts part of the reserved
+    /// `ATTEMPTS|PAYLOAD` member).
     pub handle: String,
     /// The queue it came from.
     pub queue: String,
@@ -231,8 +232,11 @@ impl Reserved {
                 .ok()
                 .and_then(|v| v.get("uuid")?.as_str().map(String::from))
                 .unwrap_or_else(|| {
-                    let handle: String = self.handle.chars().take(40).collect();
-                    format!("unreadable-{handle}")
+                    // Stable across deliveries of the same payload, distinct between payloads.
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    (&self.queue, &self.raw).hash(&mut h);
+                    format!("unreadable-{}-{:016x}", self.handle, h.finish())
                 }),
         }
     }

@@ -82,7 +82,7 @@ impl RedisQueue {
             .key(&k.reserved)
             .key(&k.delayed)
             .key(&k.notify)
-            .arg(&job.handle)
+            .arg(member(job))
             .arg(now.timestamp_millis())
             .arg(delay.as_millis() as i64)
             .arg(i64::from(refund))
@@ -238,11 +238,15 @@ impl RedisQueue {
                 continue;
             }
             let mut out = Vec::with_capacity(members.len());
-            for member in members {
-                let (attempts, raw) = split_member(&member)?;
+            for mut member in members {
+                let attempts = split_member(&member)?;
+                // The handle is the attempts part; with the payload it spells the member
+                // again (see `member`), so the payload is held once.
+                let raw = member.split_off(member.find('|').unwrap_or(0) + 1);
+                member.pop();
                 out.push(Reserved {
-                    envelope: decode(raw),
-                    raw: raw.to_string(),
+                    envelope: decode(&raw),
+                    raw,
                     queue: queue.clone(),
                     attempts,
                     handle: member,
@@ -274,17 +278,22 @@ impl RedisQueue {
     }
 }
 
-/// A reserved member, `ATTEMPTS|PAYLOAD`, as its attempts and payload.
-fn split_member(member: &str) -> Result<(u32, &str)> {
+/// The attempts of a reserved member, `ATTEMPTS|PAYLOAD`.
+fn split_member(member: &str) -> Result<u32> {
     member
         .split_once('|')
-        .and_then(|(a, raw)| Some((a.parse().ok()?, raw)))
+        .and_then(|(a, _)| a.parse().ok())
         .ok_or_else(|| {
             super::QueueError::Invalid(format!(
                 "a reserved Redis job is not ATTEMPTS|PAYLOAD: {:.80}",
                 member
             ))
         })
+}
+
+/// The reserved member a job stands for: its handle (the attempts) and its payload.
+fn member(job: &Reserved) -> String {
+    format!("{}|{}", job.handle, job.raw)
 }
 
 fn glob_escape(text: &str) -> String {
@@ -353,7 +362,8 @@ impl Queue for RedisQueue {
             for &i in group {
                 let job = &jobs[i];
                 let envelope = job.envelope(now);
-                let member = format!("0|{}", serde_json::to_string(&envelope)?);
+                let mut member = b"0|".to_vec();
+                serde_json::to_writer(&mut member, &envelope)?;
                 let available = t + job.delay as i64 * 1000;
                 if keyed {
                     inv.arg(&envelope.uuid)
@@ -429,9 +439,9 @@ impl Queue for RedisQueue {
     }
 
     async fn delete_many(&self, jobs: &[Reserved]) -> Result<()> {
-        let mut by_queue: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        let mut by_queue: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
         for job in jobs {
-            by_queue.entry(&job.queue).or_default().push(&job.handle);
+            by_queue.entry(&job.queue).or_default().push(member(job));
         }
         let mut pipe = redis::pipe();
         for (queue, members) in &by_queue {
@@ -439,7 +449,7 @@ impl Queue for RedisQueue {
             let mut inv = self.scripts.delete.prepare_invoke();
             inv.key(&k.reserved).key(&k.ready);
             for m in members {
-                inv.arg(*m);
+                inv.arg(m);
             }
             pipe.invoke_script(&inv);
         }

@@ -424,7 +424,7 @@ async fn slot(
 }
 
 /// How many succeeded jobs may wait for the acknowledgement task before slots wait for it.
-const ACK_BUFFER: usize = 2048;
+const ACK_BUFFER: usize = 512;
 
 /// Reservations a worker runs at once: one round trip overlaps the next.
 const RESERVERS: usize = 2;
