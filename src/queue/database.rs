@@ -30,6 +30,8 @@ pub struct DatabaseQueue {
     db: Db,
     retry_after: i64,
     floors: Mutex<HashMap<String, i64>>,
+    /// When, per queue, the last full scan after an empty shortcut ran (clock seconds).
+    full_scans: Mutex<HashMap<String, i64>>,
     scans: AtomicU64,
     /// `LISTEN` on PostgreSQL; `None` elsewhere (workers poll).
     wakeups: Option<Wakeups>,
@@ -67,9 +69,23 @@ impl DatabaseQueue {
         Self {
             retry_after: retry_after.as_secs() as i64,
             floors: Mutex::new(HashMap::new()),
+            full_scans: Mutex::new(HashMap::new()),
             scans: AtomicU64::new(0),
             wakeups: Wakeups::for_db(&db),
             db,
+        }
+    }
+
+    /// True, once per second of the clock and queue, when an empty shortcut scan may be
+    /// followed by a full one.
+    fn full_scan_due(&self, queue: &str, t: i64) -> bool {
+        let mut last = self.full_scans.lock().expect("full scans");
+        match last.get(queue) {
+            Some(&at) if at >= t => false,
+            _ => {
+                last.insert(queue.to_string(), t);
+                true
+            }
         }
     }
 
@@ -155,9 +171,12 @@ impl Queue for DatabaseQueue {
         for queue in queues {
             // Start the scan at the last id this process took: rows below it were taken or
             // not yet due then, and rescanning the dead rows a busy queue leaves behind (until
-            // vacuum) made every reservation slower. A full scan runs whenever the shortcut
-            // finds nothing and every 256th time, so released and redelivered jobs below the
-            // floor are found promptly.
+            // vacuum) made every reservation slower. A full scan runs every 256th time and
+            // when the shortcut finds nothing, at most once per second of the clock (an idle
+            // worker polling an empty queue would otherwise walk every dead row each time), so
+            // delayed jobs that came due, expired reservations and jobs other processes put
+            // back below the floor are found within a second; this process's own put-backs
+            // lower the floor at once.
             let n = self.scans.fetch_add(1, Ordering::Relaxed);
             let floor = if n.is_multiple_of(256) {
                 0
@@ -171,7 +190,7 @@ impl Queue for DatabaseQueue {
             };
             let mut found =
                 retrying(|| reserve_up_to(&self.db, queue, floor, t, expired, max)).await?;
-            if found.is_empty() && floor > 0 {
+            if found.is_empty() && floor > 0 && self.full_scan_due(queue, t) {
                 found = retrying(|| reserve_up_to(&self.db, queue, 0, t, expired, max)).await?;
             }
             if let Some((last, _, _)) = found.last() {

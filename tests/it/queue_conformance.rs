@@ -690,6 +690,44 @@ async fn a_worker_stopping_hands_back_the_jobs_it_took_ahead(h: Harness) {
     h.finish().await;
 }
 
+/// Two processes on one `jobs` table: a job the other one puts back below this one's scan floor
+/// is found within a second of the clock.
+async fn a_job_another_process_puts_back_below_the_floor_is_found(h: Harness) {
+    use conecta::queue::Queue;
+    use conecta::queue::database::DatabaseQueue;
+    let retry = Duration::from_secs(RETRY_AFTER);
+    let (a, b) = (
+        DatabaseQueue::new(h.db.clone(), retry),
+        DatabaseQueue::new(h.db.clone(), retry),
+    );
+    let queues = q(&["default"]);
+    a.enqueue_bulk((0..3).map(record).collect(), h.now())
+        .await
+        .unwrap();
+    let first = b.reserve(&queues, h.now()).await.unwrap().unwrap();
+    let rest = a.reserve_many(&queues, 10, h.now()).await.unwrap();
+    assert_eq!(rest.len(), 2, "[{}]", h.name);
+    b.release(&first, Duration::ZERO, h.now()).await.unwrap();
+    let mut again = a.reserve(&queues, h.now()).await.unwrap();
+    if again.is_none() {
+        again = a
+            .reserve(&queues, h.now() + TimeDelta::seconds(1))
+            .await
+            .unwrap();
+    }
+    let again = again.expect("the job put back is found within a second");
+    assert_eq!(again.uuid(), first.uuid(), "[{}]", h.name);
+    assert_eq!(again.attempts, 2, "[{}]", h.name);
+    h.finish().await;
+}
+
+mod database_processes {
+    use super::a_job_another_process_puts_back_below_the_floor_is_found as put_back_below_floor;
+    on_backend!(sqlite: put_back_below_floor);
+    on_backend!(postgres: put_back_below_floor);
+    on_backend!(mysql: put_back_below_floor);
+}
+
 conformance!(
     every_job_runs_at_least_once,
     concurrent_reservers_never_share_a_job_and_lose_none,
