@@ -96,6 +96,9 @@ pub enum Ack {
 /// The most succeeded jobs one acknowledgement takes.
 const ACK_GROUP: usize = 500;
 
+/// How long the acknowledgement task gathers finished jobs before it removes them.
+const ACK_LINGER: Duration = Duration::from_millis(2);
+
 /// Runtime errors: the queue or the database failed.
 pub type Result<T> = std::result::Result<T, QueueError>;
 
@@ -441,6 +444,10 @@ impl Runtime {
         let mut group = Vec::with_capacity(ACK_GROUP);
         let mut flushes = Vec::new();
         while let Some(first) = rx.recv().await {
+            // Gather for a moment: one statement per ACK_LINGER or ACK_GROUP jobs, whichever
+            // comes first, and at once when a flush is asked for.
+            let linger = tokio::time::sleep(ACK_LINGER);
+            tokio::pin!(linger);
             let mut next = Some(first);
             while let Some(ack) = next.take() {
                 match ack {
@@ -448,7 +455,14 @@ impl Runtime {
                     Ack::Flush(done) => flushes.push(done),
                 }
                 if group.len() < ACK_GROUP {
-                    next = rx.try_recv().ok();
+                    next = match rx.try_recv() {
+                        Ok(ack) => Some(ack),
+                        Err(_) if flushes.is_empty() => tokio::select! {
+                            ack = rx.recv() => ack,
+                            _ = &mut linger => None,
+                        },
+                        Err(_) => None,
+                    };
                 }
             }
             if !group.is_empty()
