@@ -485,6 +485,24 @@ pub enum ScheduleCommand {
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
     },
+    /// What a change to the schedule file does to every run over a window: occurrences
+    /// added, removed and moved per entry, and changed settings. Exit 0 when nothing changes,
+    /// 1 when something does, 2 when a file is invalid.
+    Diff {
+        /// The old file, or git:REF for NEW as it was at that revision.
+        old: String,
+        /// The new file.
+        new: PathBuf,
+        /// Window start, inclusive (RFC 3339; default: now).
+        #[arg(long, value_name = "RFC3339")]
+        from: Option<String>,
+        /// Window end, exclusive (RFC 3339; default: 366 days after the start).
+        #[arg(long, value_name = "RFC3339")]
+        to: Option<String>,
+        /// table or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
     /// Every occurrence in [from, to), in order.
     Simulate {
         /// Start, inclusive (RFC 3339; default: now).

@@ -27,6 +27,7 @@ mod payments;
 mod queue;
 mod run_task;
 mod schedule_check;
+mod schedule_diff;
 mod schedule_health;
 mod schedule_history;
 mod schedule_list;
@@ -491,6 +492,23 @@ async fn dispatch(ctx: &Context, cli: &Cli) -> anyhow::Result<ExitStatus> {
                 limit,
                 format,
             } => schedule_history::run(ctx, task.as_deref(), *limit, *format, &mut out).await,
+            ScheduleCommand::Diff {
+                old,
+                new,
+                from,
+                to,
+                format,
+            } => schedule_diff::run(
+                ctx,
+                &schedule_diff::DiffArgs {
+                    old,
+                    new,
+                    from: from.as_deref(),
+                    to: to.as_deref(),
+                    format: *format,
+                },
+                &mut out,
+            ),
             ScheduleCommand::Simulate { from, to, format } => {
                 schedule_simulate::run(ctx, from.as_deref(), to, *format, &mut out)
             }

@@ -366,3 +366,186 @@ fn schedule_env_var_and_flag_choose_the_file() {
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list[0]["timezone"], "Asia/Kathmandu");
 }
+
+/// One daily entry at `at` local time in `zone`.
+fn daily(zone: &str, at: &str, extra: &str) -> String {
+    let (h, m) = at.split_once(':').unwrap();
+    format!(
+        "[[task]]\nname = \"nightly\"\ntask = \"model:prune\"\ncron = \"{m} {h} * * *\"\ntimezone = \"{zone}\"\n{extra}"
+    )
+}
+
+fn diff_json(dir: &Path, args: &[&str]) -> (i32, serde_json::Value) {
+    let out = conecta(dir)
+        .args(["schedule", "diff"])
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let doc = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap(), doc)
+}
+
+#[test]
+fn diff_reports_moves_across_dst_in_three_zones_and_exits_1_only_on_change() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each window holds the zone's spring-forward day: 02:30 does not exist there and is
+    // shifted to the end of the gap (the default), so moving the entry to 03:30 moves that
+    // day's run by 30 minutes and every other day's by an hour.
+    let cases = [
+        (
+            "America/New_York",
+            "2026-03-07T00:00:00Z",
+            "2026-03-10T00:00:00Z",
+            "2026-03-08T07:00:00Z",
+            "2026-03-08T07:30:00Z",
+        ),
+        (
+            "Europe/Lisbon",
+            "2026-03-28T00:00:00Z",
+            "2026-03-31T00:00:00Z",
+            "2026-03-29T01:00:00Z",
+            "2026-03-29T01:30:00Z",
+        ),
+        (
+            "Australia/Sydney",
+            "2026-10-03T00:00:00Z",
+            "2026-10-06T00:00:00Z",
+            "2026-10-03T16:00:00Z",
+            "2026-10-03T16:30:00Z",
+        ),
+    ];
+    for (zone, from, to, gap_from, gap_to) in cases {
+        let old = dir.path().join("old.toml");
+        let new = dir.path().join("new.toml");
+        let (at_old, at_new) = if zone == "Europe/Lisbon" {
+            ("01:30", "02:30")
+        } else {
+            ("02:30", "03:30")
+        };
+        std::fs::write(&old, daily(zone, at_old, "")).unwrap();
+        std::fs::write(&new, daily(zone, at_new, "")).unwrap();
+        let (code, doc) = diff_json(
+            dir.path(),
+            &["old.toml", "new.toml", "--from", from, "--to", to],
+        );
+        assert_eq!(code, 1, "{zone}: {doc}");
+        assert_eq!(doc["changed"], true);
+        let e = &doc["entries"][0];
+        assert_eq!(e["status"], "changed", "{zone}");
+        assert_eq!(e["moved"]["count"], 3, "{zone}: {e}");
+        assert_eq!(e["added"]["count"], 0, "{zone}");
+        assert_eq!(e["settings"][0]["setting"], "cron", "{zone}");
+        let moved = e["moved"]["first"].as_array().unwrap();
+        assert!(
+            moved
+                .iter()
+                .any(|m| m["from"]["utc"] == gap_from && m["to"]["utc"] == gap_to),
+            "{zone}: the spring-forward day's run moves from {gap_from} to {gap_to}: {e}"
+        );
+        // The same file on both sides: nothing changes, exit 0.
+        let (code, doc) = diff_json(
+            dir.path(),
+            &["new.toml", "new.toml", "--from", from, "--to", to],
+        );
+        assert_eq!(
+            (code, &doc["changed"]),
+            (0, &serde_json::Value::Bool(false)),
+            "{zone}"
+        );
+        assert_eq!(doc["entries"][0]["status"], "unchanged");
+    }
+}
+
+#[test]
+fn diff_reads_the_old_file_from_git_and_reports_added_removed_and_policies() {
+    if std::process::Command::new("git")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        crate::support::skip("git not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .current_dir(dir.path())
+            .args(["-c", "user.email=ci@example.test", "-c", "user.name=ci"])
+            .args(args)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    let file = dir.path().join("schedule.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n[[task]]\nname = \"old-audit\"\ntask = \"tenants:audit-limits\"\ncron = \"0 4 * * *\"\n",
+            daily("UTC", "02:00", "")
+        ),
+    )
+    .unwrap();
+    git(&["init", "-q", "."]);
+    git(&["add", "schedule.toml"]);
+    git(&["commit", "-qm", "first"]);
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n[[task]]\nname = \"reminders\"\ntask = \"appointments:send-reminders\"\ncron = \"0 9 * * *\"\n",
+            daily("UTC", "02:00", "overlap = \"allow\"\ncatch_up = \"all\"\n")
+        ),
+    )
+    .unwrap();
+    let window = [
+        "--from",
+        "2026-05-01T00:00:00Z",
+        "--to",
+        "2026-05-11T00:00:00Z",
+    ];
+    let mut args = vec!["git:HEAD", "schedule.toml"];
+    args.extend(window);
+    let (code, doc) = diff_json(dir.path(), &args);
+    assert_eq!(code, 1, "{doc}");
+    let entry = |name: &str| {
+        doc["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in {doc}"))
+    };
+    let nightly = entry("nightly");
+    assert_eq!(nightly["status"], "changed");
+    let changed: Vec<&str> = nightly["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["setting"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, ["overlap", "catch_up"]);
+    assert_eq!(nightly["moved"]["count"], 0);
+    assert_eq!(entry("reminders")["status"], "added");
+    assert_eq!(entry("reminders")["added"]["count"], 10);
+    assert_eq!(entry("old-audit")["status"], "removed");
+    assert_eq!(entry("old-audit")["removed"]["count"], 10);
+    assert_eq!(
+        entry("old-audit")["removed"]["first"][0]["utc"],
+        "2026-05-01T04:00:00Z"
+    );
+    // A broken new file: exit 2 with its line and column.
+    std::fs::write(
+        &file,
+        "[[task]]\nname = \"x\"\ncron = \"61 * * * *\"\ntask = \"model:prune\"\n",
+    )
+    .unwrap();
+    let out = conecta(dir.path())
+        .args(["schedule", "diff", "git:HEAD", "schedule.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("schedule.toml:3:8"));
+}
