@@ -503,6 +503,21 @@ pub enum ScheduleCommand {
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
     },
+    /// Why an entry runs when it does around a time: cron fields matched, zone and offset, the
+    /// day rule, DST rules applied, jitter and catch-up, in words or JSON.
+    Explain {
+        /// The entry's name.
+        name: String,
+        /// Around this instant (RFC 3339; default: now).
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+        /// How many occurrences from there.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+        /// table (words) or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
     /// Every occurrence in [from, to), in order.
     Simulate {
         /// Start, inclusive (RFC 3339; default: now).

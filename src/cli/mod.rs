@@ -28,6 +28,7 @@ mod queue;
 mod run_task;
 mod schedule_check;
 mod schedule_diff;
+mod schedule_explain;
 mod schedule_health;
 mod schedule_history;
 mod schedule_list;
@@ -509,6 +510,12 @@ async fn dispatch(ctx: &Context, cli: &Cli) -> anyhow::Result<ExitStatus> {
                 },
                 &mut out,
             ),
+            ScheduleCommand::Explain {
+                name,
+                at,
+                count,
+                format,
+            } => schedule_explain::run(ctx, name, at.as_deref(), *count, *format, &mut out),
             ScheduleCommand::Simulate { from, to, format } => {
                 schedule_simulate::run(ctx, from.as_deref(), to, *format, &mut out)
             }

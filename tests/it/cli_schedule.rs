@@ -549,3 +549,106 @@ fn diff_reads_the_old_file_from_git_and_reports_added_removed_and_policies() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("schedule.toml:3:8"));
 }
+
+fn explain_json(dir: &Path, schedule: &str, args: &[&str]) -> serde_json::Value {
+    std::fs::write(dir.join("explain.toml"), schedule).unwrap();
+    let out = conecta(dir)
+        .args(["--schedule", "explain.toml", "schedule", "explain"])
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn explain_names_the_dst_rule_applied_in_three_zones_and_the_day_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    // New York, spring forward: 02:30 does not exist on 8 March and is shifted to 03:00 EDT.
+    let doc = explain_json(
+        dir.path(),
+        &daily("America/New_York", "02:30", ""),
+        &["nightly", "--at", "2026-03-07T12:00:00Z", "--count", "2"],
+    );
+    let gap = &doc["occurrences"][0];
+    assert_eq!(gap["due"], "2026-03-08T07:00:00Z", "{doc}");
+    assert_eq!(gap["local"], "2026-03-08T03:00:00-04:00");
+    assert_eq!(gap["zone"], "EDT");
+    assert!(
+        gap["dst"].as_str().unwrap().contains("does not exist"),
+        "{gap}"
+    );
+    assert!(
+        doc["dst_rule"]
+            .as_str()
+            .unwrap()
+            .contains("dst_skipped = \"shift\"")
+    );
+    // Lisbon, fall back: 01:30 happens twice on 25 October; dst_repeated = "last" runs the second.
+    let doc = explain_json(
+        dir.path(),
+        &daily("Europe/Lisbon", "01:30", "dst_repeated = \"last\"\n"),
+        &["nightly", "--at", "2026-10-24T12:00:00Z", "--count", "1"],
+    );
+    let repeated = &doc["occurrences"][0];
+    assert_eq!(repeated["due"], "2026-10-25T01:30:00Z", "{doc}");
+    assert_eq!(repeated["local"], "2026-10-25T01:30:00+00:00");
+    assert!(
+        repeated["dst"].as_str().unwrap().contains("happens twice"),
+        "{repeated}"
+    );
+    assert!(
+        repeated["dst"].as_str().unwrap().contains("second"),
+        "{repeated}"
+    );
+    // Sydney, spring forward with dst_skipped = "skip": 4 October has no run, and says why.
+    let doc = explain_json(
+        dir.path(),
+        &daily("Australia/Sydney", "02:30", "dst_skipped = \"skip\"\n"),
+        &["nightly", "--at", "2026-10-02T12:00:00Z", "--count", "2"],
+    );
+    let dues: Vec<&str> = doc["occurrences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["due"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        dues,
+        ["2026-10-02T16:30:00Z", "2026-10-04T15:30:00Z"],
+        "{doc}"
+    );
+    let change = &doc["dst_changes"][0];
+    assert_eq!(change["date"], "2026-10-04", "{doc}");
+    assert!(
+        change["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no run that day"),
+        "{change}"
+    );
+    // Both day fields restricted: either matching runs, and each run says which one did.
+    let monthly = "[[task]]\nname = \"monthly\"\ntask = \"model:prune\"\ncron = \"0 9 1 * MON\"\ntimezone = \"Australia/Sydney\"\n";
+    let doc = explain_json(
+        dir.path(),
+        monthly,
+        &["monthly", "--at", "2026-05-31T00:00:00Z", "--count", "2"],
+    );
+    assert!(
+        doc["day_rule"].as_str().unwrap().contains("either"),
+        "{doc}"
+    );
+    assert_eq!(
+        doc["occurrences"][0]["day_matched_by"], "both day-of-month and day-of-week",
+        "{doc}"
+    );
+    assert_eq!(doc["occurrences"][0]["local"], "2026-06-01T09:00:00+10:00");
+    assert_eq!(doc["occurrences"][1]["day_matched_by"], "day-of-week");
+    assert_eq!(doc["occurrences"][1]["local"], "2026-06-08T09:00:00+10:00");
+}
