@@ -57,6 +57,8 @@ pub struct Metrics {
     pub overdue_entries: Gauge,
     /// Serialises scrapes (the gauges above are set, then read, as one).
     pub scrape: tokio::sync::Mutex<()>,
+    /// Jobs finished in this process by job name and outcome, for a rehearsal's summary.
+    tally: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -172,11 +174,24 @@ impl Metrics {
             last_success,
             overdue_entries,
             scrape: tokio::sync::Mutex::new(()),
+            tally: Default::default(),
         }
+    }
+
+    /// Jobs finished in this process: (job name, outcome) and how many.
+    pub fn job_tally(&self) -> Vec<((String, &'static str), u64)> {
+        let tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+        tally.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 
     /// Counts one finished job.
     pub fn job_finished(&self, queue: &str, job: &str, outcome: &'static str, seconds: f64) {
+        *self
+            .tally
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((job.to_string(), outcome))
+            .or_default() += 1;
         self.jobs
             .get_or_create(&vec![
                 ("queue", queue.to_string()),

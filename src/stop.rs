@@ -21,6 +21,8 @@ pub enum StopReason {
     Memory,
     /// `--stop-when-empty` and nothing left.
     Empty,
+    /// `--until` reached on the clock.
+    Until,
 }
 
 impl StopReason {
@@ -33,6 +35,7 @@ impl StopReason {
             StopReason::MaxJobs => "--max-jobs reached",
             StopReason::Memory => "--memory exceeded",
             StopReason::Empty => "queues empty (--stop-when-empty)",
+            StopReason::Until => "--until reached",
         }
     }
 }

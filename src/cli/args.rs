@@ -69,6 +69,11 @@ pub enum Command {
         /// Do not open the HTTP port.
         #[arg(long)]
         no_http: bool,
+        /// A bounded rehearsal: stop when the clock reaches this instant (RFC 3339), after the
+        /// work in hand and the jobs ready by then, and print what ran; exit 1 if a run or a
+        /// job failed. Use with --now T0 --speed N.
+        #[arg(long, value_name = "RFC3339")]
+        until: Option<String>,
     },
     /// The HTTP server alone: payment webhooks, signed downloads, /healthz, /readyz, /metrics, /api/dispatch.
     Serve,
@@ -79,7 +84,12 @@ pub enum Command {
     #[command(subcommand)]
     Payments(PaymentsCommand),
     /// Run the scheduler daemon: fire each due occurrence exactly once across replicas.
-    Scheduler,
+    Scheduler {
+        /// A bounded rehearsal: stop when the clock reaches this instant (RFC 3339), after the
+        /// runs in hand, and print what ran; exit 1 if a run failed.
+        #[arg(long, value_name = "RFC3339")]
+        until: Option<String>,
+    },
     /// Run one task once, now or as of --at, through the scheduler's code path.
     RunTask(RunTaskArgs),
     /// Run a queue worker (Laravel's queue:work flags).

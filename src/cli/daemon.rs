@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use super::{Context, UsageError};
 use crate::schedule::{Schedule, file};
 use crate::stop::{StopHandle, StopReason};
@@ -119,4 +121,152 @@ pub async fn spawn_http(
     tracing::info!(%addr, "HTTP server listening");
     let state = Arc::new(crate::http::AppState::new(rt, http, schedule));
     Ok(tokio::spawn(crate::http::serve(listener, state, stop)))
+}
+
+/// `--until T`: checked against the clock's start, so a rehearsal window is never empty or
+/// backwards.
+pub fn until_arg(ctx: &Context, until: Option<&str>) -> Result<Option<DateTime<Utc>>, UsageError> {
+    let Some(text) = until else { return Ok(None) };
+    let at = super::instant_arg("--until", text)?;
+    let now = ctx.clock.now();
+    if at <= now {
+        return Err(UsageError::new(
+            format!(
+                "--until ({}) is not after the clock's start ({})",
+                crate::rfc3339::utc(at),
+                crate::rfc3339::utc(now)
+            ),
+            Some("give --now T0 and an --until after it, e.g. --now 2026-03-07T00:00:00Z --until 2026-03-08T00:00:00Z".into()),
+        ));
+    }
+    Ok(Some(at))
+}
+
+/// Stops `stop` (reason `--until`) when the clock reaches `until`.
+pub fn spawn_until(clock: crate::clock::SharedClock, until: DateTime<Utc>, stop: StopHandle) {
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = clock.sleep_until(until) => {
+                tracing::info!(until = %crate::rfc3339::utc(until), "--until reached: finishing the work in hand");
+                stop.stop(StopReason::Until);
+            }
+            _ = stop.stopped() => {}
+        }
+    });
+}
+
+/// Waits until `queues` hold no job that is ready or reserved (delayed ones are past the
+/// rehearsal), or `stop` is stopped.
+pub async fn wait_until_drained(rt: &crate::queue::Runtime, queues: &[&str], stop: &StopHandle) {
+    loop {
+        let busy = match rt.queue.depths(rt.clock.now()).await {
+            Ok(depths) => depths
+                .iter()
+                .filter(|d| queues.contains(&d.queue.as_str()))
+                .any(|d| d.pending + d.reserved > 0),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the queue depth; waiting");
+                true
+            }
+        };
+        if !busy {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+            _ = stop.stopped() => return,
+        }
+    }
+}
+
+/// The rehearsal's summary of `[from, to)`: per entry its planned occurrences and the
+/// outcomes recorded, and the jobs this process finished per job name. Exit 1 when a run or
+/// a job failed.
+pub async fn rehearsal_summary(
+    rt: &crate::queue::Runtime,
+    schedule: &Schedule,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<super::ExitStatus> {
+    let tally = crate::store::schedule_runs::tally(&rt.db, from, to).await?;
+    let count = |entry: &str, outcomes: &[&str]| -> i64 {
+        tally
+            .iter()
+            .filter(|(e, o, _)| e == entry && outcomes.contains(&o.as_str()))
+            .map(|(_, _, n)| n)
+            .sum()
+    };
+    let mut failed = 0;
+    let mut rows = Vec::new();
+    for entry in schedule.enabled() {
+        let planned = crate::schedule::occurrences(entry, from, to).count();
+        let bad = count(&entry.name, &["failed", "timed_out"]);
+        failed += bad;
+        rows.push(vec![
+            entry.name.clone(),
+            planned.to_string(),
+            count(&entry.name, &["succeeded"]).to_string(),
+            bad.to_string(),
+            count(&entry.name, &["skipped_overlap"]).to_string(),
+            count(&entry.name, &["missed"]).to_string(),
+            count(&entry.name, &["running"]).to_string(),
+        ]);
+    }
+    writeln!(
+        out,
+        "Rehearsal of [{}, {}):",
+        crate::rfc3339::utc(from),
+        crate::rfc3339::utc(to)
+    )?;
+    super::output::table(
+        out,
+        &[
+            "ENTRY",
+            "OCCURRENCES",
+            "SUCCEEDED",
+            "FAILED",
+            "SKIPPED",
+            "MISSED",
+            "UNFINISHED",
+        ],
+        &rows,
+    )?;
+    let mut jobs: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
+    for ((name, outcome), n) in rt.metrics.job_tally() {
+        let row = jobs.entry(name).or_default();
+        match outcome {
+            "failed" => row.1 += n,
+            "released" => row.2 += n,
+            _ => row.0 += n,
+        }
+    }
+    if !jobs.is_empty() {
+        writeln!(out)?;
+        let rows: Vec<Vec<String>> = jobs
+            .iter()
+            .map(|(name, (done, bad, retried))| {
+                vec![
+                    name.clone(),
+                    done.to_string(),
+                    bad.to_string(),
+                    retried.to_string(),
+                ]
+            })
+            .collect();
+        super::output::table(out, &["JOB", "PROCESSED", "FAILED", "RETRIED"], &rows)?;
+    }
+    let failed_jobs: u64 = jobs.values().map(|(_, bad, _)| bad).sum();
+    let status = if failed > 0 || failed_jobs > 0 {
+        writeln!(
+            out,
+            "\n{failed} run(s) and {failed_jobs} job(s) failed: exit 1 (`conecta schedule history` and `conecta queue failed` show why)"
+        )?;
+        super::ExitStatus::Failure
+    } else {
+        writeln!(out, "\nNo run and no job failed.")?;
+        super::ExitStatus::Success
+    };
+    out.flush()?;
+    Ok(status)
 }

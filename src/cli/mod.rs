@@ -399,7 +399,7 @@ fn init_logging(cli: &Cli) {
     let daemon = matches!(
         cli.command,
         Command::Worker(_)
-            | Command::Scheduler
+            | Command::Scheduler { .. }
             | Command::RunTask(_)
             | Command::Start { .. }
             | Command::Serve
@@ -449,11 +449,12 @@ async fn dispatch(ctx: &Context, cli: &Cli) -> anyhow::Result<ExitStatus> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let status = match &cli.command {
         Command::Worker(args) => worker::run(ctx, args).await,
-        Command::Scheduler => scheduler::run(ctx).await,
+        Command::Scheduler { until } => scheduler::run(ctx, until.as_deref()).await,
         Command::Start {
             concurrency,
             no_http,
-        } => start::run(ctx, *concurrency, !*no_http).await,
+            until,
+        } => start::run(ctx, *concurrency, !*no_http, until.as_deref()).await,
         Command::Serve => serve::run(ctx).await,
         Command::Url(cmd) => url::run(ctx, cmd, &mut out),
         Command::Payments(cmd) => payments::run(ctx, cmd, &mut out).await,

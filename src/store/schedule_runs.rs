@@ -239,6 +239,25 @@ pub async fn record_missed(db: &Db, c: &Claim<'_>, now: DateTime<Utc>) -> Result
     }
 }
 
+/// Scheduled (not manual) runs due in `[from, to)`: (entry, outcome, how many).
+pub async fn tally(
+    db: &Db,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(String, String, i64)>> {
+    db.query(
+        "SELECT entry, outcome, COUNT(*) FROM schedule_runs \
+         WHERE manual = 0 AND due_at >= ? AND due_at < ? GROUP BY entry, outcome ORDER BY entry, outcome",
+    )
+    .bind(from.timestamp_millis())
+    .bind(to.timestamp_millis())
+    .fetch_all(db)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+    .collect()
+}
+
 /// The newest `limit` runs, of one entry or task if given.
 pub async fn history(db: &Db, name: Option<&str>, limit: i64) -> Result<Vec<Run>> {
     let filter = if name.is_some() {

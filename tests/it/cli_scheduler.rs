@@ -462,3 +462,147 @@ fn sigterm_during_a_run_exits_0_after_the_run_finishes() {
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(runs[0]["outcome"], "succeeded");
 }
+
+/// Runs a command to its end, killing it past `secs` seconds (a test never hangs).
+trait OutputWithin {
+    fn output_within(&mut self, secs: u64) -> std::process::Output;
+}
+
+impl OutputWithin for Command {
+    fn output_within(&mut self, secs: u64) -> std::process::Output {
+        let child = self
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let guard = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(secs));
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        });
+        let out = child.wait_with_output().unwrap();
+        drop(guard);
+        out
+    }
+}
+
+/// The rows of a rehearsal summary's first table: entry -> the six counts.
+fn summary_rows(text: &str) -> std::collections::BTreeMap<String, Vec<u64>> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("ENTRY"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            let counts = cells[1..].iter().map(|c| c.parse().unwrap()).collect();
+            (cells[0].to_string(), counts)
+        })
+        .collect()
+}
+
+#[test]
+fn a_rehearsed_day_at_speed_3600_runs_every_occurrence_once_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("schedules")).unwrap();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schedules/production.toml"),
+        d.join("schedules/production.toml"),
+    )
+    .unwrap();
+    let seeded = conecta(d).args(["demo", "seed"]).output().unwrap();
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    let out = conecta(d)
+        .args([
+            // Half a minute before the day, so its first midnight is inside the window.
+            "--now",
+            "2026-03-06T23:59:30-06:00",
+            "--speed",
+            "3600",
+            "start",
+            "--no-http",
+            "--until",
+            "2026-03-08T00:00:00-06:00",
+        ])
+        .output_within(120);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let rows = summary_rows(&stdout);
+    // A Tegucigalpa day (no DST): every minute, every quarter hour, every hour, two dailies.
+    // OCCURRENCES SUCCEEDED FAILED SKIPPED MISSED UNFINISHED
+    let expect: [(&str, u64); 5] = [
+        ("outbox:process", 1440),
+        ("orders:release-stale", 96),
+        ("appointments:send-reminders", 24),
+        ("analytics:sync", 1),
+        ("model:prune", 1),
+    ];
+    for (name, n) in expect {
+        assert_eq!(
+            rows.get(name),
+            Some(&vec![n, n, 0, 0, 0, 0]),
+            "{name}:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("SyncTenantAnalytics"), "{stdout}");
+    assert!(stdout.contains("No run and no job failed."), "{stdout}");
+    assert!(!stderr.contains("abandoned"), "{stderr}");
+}
+
+#[test]
+fn a_rehearsal_with_a_failing_run_exits_1_and_a_bad_until_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("s.toml"),
+        "[[task]]\nname = \"broken\"\ntask = \"diagnostics:fail\"\ncron = \"0 * * * *\"\nargs = { message = \"on purpose\" }\n",
+    )
+    .unwrap();
+    let out = conecta(d)
+        .args([
+            "--schedule",
+            "s.toml",
+            "--now",
+            "2026-04-30T23:59:30Z",
+            "--speed",
+            "3600",
+            "scheduler",
+            "--until",
+            "2026-05-01T03:00:00Z",
+        ])
+        .output_within(60);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        summary_rows(&stdout).get("broken"),
+        Some(&vec![3, 0, 3, 0, 0, 0]),
+        "{stdout}"
+    );
+    let out = conecta(d)
+        .args([
+            "--schedule",
+            "s.toml",
+            "--now",
+            "2026-05-01T00:00:00Z",
+            "scheduler",
+            "--until",
+            "2026-04-30T00:00:00Z",
+        ])
+        .output_within(20);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--until"));
+}
