@@ -50,12 +50,20 @@ pub fn run(
 }
 
 fn explain(entry: &Entry, at: DateTime<Utc>, upcoming: &[Occurrence]) -> Value {
-    let parts: Vec<&str> = entry.cron.as_str().split_whitespace().collect();
-    let fields: Vec<Value> = FIELDS
-        .iter()
-        .zip(parts.iter().chain(std::iter::repeat(&"*")))
-        .map(|(f, v)| json!({"field": f, "value": v, "meaning": field_words(f, v)}))
-        .collect();
+    let parts: Vec<&str> = if entry.cron.interval().is_some() {
+        Vec::new()
+    } else {
+        entry.cron.as_str().split_whitespace().collect()
+    };
+    let fields: Vec<Value> = if parts.is_empty() {
+        Vec::new()
+    } else {
+        FIELDS
+            .iter()
+            .zip(parts.iter().chain(std::iter::repeat(&"*")))
+            .map(|(f, v)| json!({"field": f, "value": v, "meaning": field_words(f, v)}))
+            .collect()
+    };
     let restricted = |i: usize| parts.get(i).is_some_and(|v| *v != "*" && *v != "?");
     let day_rule = if restricted(2) && restricted(4) {
         "day-of-month and day-of-week are both restricted: a day matching either one runs (as in Vixie cron)"
@@ -66,7 +74,15 @@ fn explain(entry: &Entry, at: DateTime<Utc>, upcoming: &[Occurrence]) -> Value {
     } else {
         "every day runs"
     };
-    let dst_rule = if entry.cron.every_hour() {
+    let dst_rule = if let Some(every) = entry.cron.interval() {
+        format!(
+            "`every` counts elapsed time: a run every {}s since {}, which no clock change moves",
+            every.period_ms / 1000,
+            DateTime::from_timestamp_millis(every.anchor_ms)
+                .map(rfc3339::utc)
+                .unwrap_or_default()
+        )
+    } else if entry.cron.every_hour() {
         "the hour field matches every hour, so this entry follows elapsed time: a skipped hour has no runs and a repeated hour runs twice (dst_skipped and dst_repeated do not apply)".to_string()
     } else {
         format!(
@@ -94,7 +110,7 @@ fn explain(entry: &Entry, at: DateTime<Utc>, upcoming: &[Occurrence]) -> Value {
         ),
     };
     // With both day fields restricted, each occurrence says which of them let its day run.
-    let day_tests = (restricted(2) && restricted(4)).then(|| {
+    let day_tests = (parts.len() == 5 && restricted(2) && restricted(4)).then(|| {
         let cron = |dom: &str, dow: &str| {
             crate::schedule::CronSpec::parse(&format!(
                 "{} {} {dom} {} {dow}",
@@ -149,15 +165,22 @@ fn explain(entry: &Entry, at: DateTime<Utc>, upcoming: &[Occurrence]) -> Value {
 /// One occurrence: its instants, what the cron matched, and the DST change touching it.
 fn occurrence(entry: &Entry, o: &Occurrence) -> Value {
     let local = o.due.with_timezone(&entry.timezone);
-    let matched = format!(
-        "minute {}, hour {}, day {}, month {} ({}), {}",
-        local.minute(),
-        local.hour(),
-        local.day(),
-        local.month(),
-        local.format("%B"),
-        local.format("%A")
-    );
+    let matched = if entry.cron.interval().is_some() {
+        format!(
+            "a multiple of the interval, {}",
+            local.format("%A %H:%M:%S")
+        )
+    } else {
+        format!(
+            "minute {}, hour {}, day {}, month {} ({}), {}",
+            local.minute(),
+            local.hour(),
+            local.day(),
+            local.month(),
+            local.format("%B"),
+            local.format("%A")
+        )
+    };
     let dst = dst::transitions(
         entry.timezone,
         o.due - TimeDelta::hours(26),
@@ -202,13 +225,17 @@ fn text<T: serde::Serialize>(v: &T) -> String {
 
 fn write_words(doc: &Value, out: &mut dyn Write) -> std::io::Result<()> {
     let s = |k: &str| doc[k].as_str().unwrap_or("").to_string();
+    let when = if s("cron").starts_with("every ") {
+        s("cron")
+    } else {
+        format!("on cron \"{}\" read in {}", s("cron"), s("timezone"))
+    };
     writeln!(
         out,
-        "{} runs {} on cron \"{}\" read in {}{}.",
+        "{} runs {} {}{}.",
         s("name"),
         s("task"),
-        s("cron"),
-        s("timezone"),
+        when,
         if doc["enabled"] == false {
             " (disabled: it never runs until enabled)"
         } else {
@@ -221,8 +248,10 @@ fn write_words(doc: &Value, out: &mut dyn Write) -> std::io::Result<()> {
         .flatten()
         .map(|f| f["meaning"].as_str().unwrap_or("").to_string())
         .collect();
-    writeln!(out, "  Fields: {}.", fields.join("; "))?;
-    writeln!(out, "  Days: {}.", s("day_rule"))?;
+    if !fields.is_empty() {
+        writeln!(out, "  Fields: {}.", fields.join("; "))?;
+        writeln!(out, "  Days: {}.", s("day_rule"))?;
+    }
     writeln!(out, "  DST: {}.", s("dst_rule"))?;
     writeln!(out, "  Jitter: {}.", s("jitter"))?;
     writeln!(out, "  Catch-up: {}.", s("catch_up"))?;

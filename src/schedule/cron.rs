@@ -17,6 +17,17 @@ pub struct CronSpec {
     minutes: u64,
     hours: u32,
     months: u16,
+    every: Option<Every>,
+}
+
+/// `every = "10s"`: every multiple of `period` since `anchor` (elapsed time; DST does not
+/// touch it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Every {
+    /// The interval, in milliseconds (1 s to 1 day).
+    pub period_ms: i64,
+    /// The instant the multiples count from, in milliseconds since the epoch (default 0).
+    pub anchor_ms: i64,
 }
 
 /// Why a cron expression was rejected; the message names the field at fault where it can.
@@ -91,7 +102,22 @@ impl CronSpec {
             minutes,
             hours,
             months,
+            every: None,
         })
+    }
+
+    /// An `every` entry's timing: written as `every {text}` where cron text would be. Its day
+    /// and time tests match everything; the planner counts multiples of the interval instead.
+    pub fn every(text: &str, every: Every) -> Self {
+        let mut spec = Self::parse("* * * * *").expect("the every-minute cron parses");
+        spec.source = format!("every {text}");
+        spec.every = Some(every);
+        spec
+    }
+
+    /// The interval of an `every` entry; `None` for a cron entry.
+    pub fn interval(&self) -> Option<Every> {
+        self.every
     }
 
     /// The expression as written.

@@ -104,6 +104,10 @@ fn offset_text(seconds: i32) -> String {
 
 /// What `tr` does to `entry`, if anything.
 pub fn impact(entry: &Entry, tr: &Transition) -> Option<DstImpact> {
+    // An `every` entry counts elapsed time: a clock change moves none of its runs.
+    if entry.cron.interval().is_some() {
+        return None;
+    }
     let (low, high) = if tr.after > tr.before {
         (tr.before, tr.after)
     } else {

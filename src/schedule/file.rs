@@ -27,6 +27,8 @@ pub const ENTRY_KEYS: &[&str] = &[
     "name",
     "task",
     "cron",
+    "every",
+    "anchor",
     "timezone",
     "description",
     "enabled",
@@ -304,8 +306,16 @@ impl Validator<'_> {
             }
             def
         });
-        let cron = match fields.get("cron") {
-            Some(f) => self.string(f, "cron").and_then(|text| match CronSpec::parse(&text) {
+        let cron = match (fields.get("cron"), fields.get("every")) {
+            (Some(_), Some(e)) => {
+                self.error(
+                    e.at,
+                    format!("entry \"{label}\" has both `cron` and `every`"),
+                    Some("keep one: `cron` for calendar times, `every` for a fixed interval".into()),
+                );
+                None
+            }
+            (Some(f), None) => self.string(f, "cron").and_then(|text| match CronSpec::parse(&text) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     self.error(
@@ -316,15 +326,24 @@ impl Validator<'_> {
                     None
                 }
             }),
-            None => {
+            (None, Some(f)) => self.every(&fields, f),
+            (None, None) => {
                 self.error(
                     header,
-                    format!("entry \"{label}\" has no `cron`"),
-                    Some("add cron = \"…\", e.g. \"0 * * * *\" for hourly".into()),
+                    format!("entry \"{label}\" has no `cron` or `every`"),
+                    Some("add cron = \"…\", e.g. \"0 * * * *\" for hourly, or every = \"10s\"".into()),
                 );
                 None
             }
         };
+        if fields.contains_key("anchor") && !fields.contains_key("every") {
+            let at = fields["anchor"].at;
+            self.error(
+                at,
+                "`anchor` is only for `every` entries".to_string(),
+                Some("remove it, or use every = \"…\" instead of cron".into()),
+            );
+        }
         let timezone = match fields.get("timezone") {
             Some(f) => self.timezone(f),
             None => Some(file_tz),
@@ -502,6 +521,78 @@ impl Validator<'_> {
     }
 
     /// `Some(None)` when absent, `Some(Some(d))` when valid, `None` after reporting an error.
+    /// `every = "10s"` with its optional `anchor`: 1 s to 1 day, dividing a day when shorter.
+    fn every(&mut self, fields: &HashMap<&str, Field>, f: &Field) -> Option<CronSpec> {
+        let text = self.string(f, "every")?;
+        let period = match crate::duration::parse(&text) {
+            Ok(d) => d,
+            Err(e) => {
+                self.error(
+                    f.at,
+                    format!("bad interval for `every`: {e}"),
+                    Some("a duration such as \"10s\", \"5m\" or \"1h\"".into()),
+                );
+                return None;
+            }
+        };
+        let secs = period.as_secs();
+        if period.subsec_nanos() != 0 || !(1..=86_400).contains(&secs) {
+            self.error(
+                f.at,
+                format!("`every` must be from 1s to 1d in whole seconds, got {text:?}"),
+                Some("for longer periods use `cron`".into()),
+            );
+            return None;
+        }
+        if secs < 86_400 && 86_400 % secs != 0 {
+            let mut near: Vec<u64> = vec![
+                1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600,
+                7200, 10800, 14400, 21600, 43200,
+            ];
+            near.sort_by_key(|d| d.abs_diff(secs));
+            let near: Vec<String> = near
+                .iter()
+                .take(3)
+                .map(|d| crate::duration::Human(Duration::from_secs(*d)).to_string())
+                .collect();
+            self.error(
+                f.at,
+                format!("`every` ({text}) must divide a day evenly, so runs fall at the same times each day"),
+                Some(if near.is_empty() {
+                    "e.g. 10s, 30s, 5m, 15m, 1h".to_string()
+                } else {
+                    format!("nearby intervals that do: {}", near.join(", "))
+                }),
+            );
+            return None;
+        }
+        let anchor_ms = match fields.get("anchor") {
+            None => 0,
+            Some(a) => {
+                let at = a.at;
+                let t = self.string(a, "anchor")?;
+                match crate::rfc3339::parse_instant(&t) {
+                    Ok(i) => i.timestamp_millis(),
+                    Err(e) => {
+                        self.error(
+                            at,
+                            format!("bad `anchor`: {e}"),
+                            Some("an RFC 3339 instant, e.g. \"2026-01-01T00:00:05Z\"".into()),
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        Some(CronSpec::every(
+            &text,
+            super::cron::Every {
+                period_ms: secs as i64 * 1000,
+                anchor_ms,
+            },
+        ))
+    }
+
     fn optional_duration(
         &mut self,
         fields: &HashMap<&str, Field>,

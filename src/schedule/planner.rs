@@ -131,6 +131,37 @@ impl<'a> Occurrences<'a> {
         }
     }
 
+    /// The next multiple of an `every` entry's interval since its anchor, in `[from, to)`.
+    fn next_multiple(&mut self, every: super::cron::Every) -> Option<Occurrence> {
+        if self.generated_all {
+            return None;
+        }
+        let ms = match self.last {
+            Some(last) => last.timestamp_millis().checked_add(every.period_ms),
+            None => {
+                let since = self.from.timestamp_millis() - every.anchor_ms;
+                let k = since.div_euclid(every.period_ms)
+                    + i64::from(since.rem_euclid(every.period_ms) != 0);
+                k.checked_mul(every.period_ms)
+                    .and_then(|v| v.checked_add(every.anchor_ms))
+            }
+        };
+        let due = ms.and_then(DateTime::<Utc>::from_timestamp_millis);
+        let Some(due) = due.filter(|d| *d < self.to) else {
+            self.generated_all = true;
+            return None;
+        };
+        self.last = Some(due);
+        Some(Occurrence {
+            due,
+            offset_seconds: self
+                .tz
+                .offset_from_utc_datetime(&due.naive_utc())
+                .fix()
+                .local_minus_utc(),
+        })
+    }
+
     /// Walks one more local day, adding its instants to `pending`.
     fn walk_day(&mut self) {
         let day = self.next_day;
@@ -204,6 +235,9 @@ impl Iterator for Occurrences<'_> {
     type Item = Occurrence;
 
     fn next(&mut self) -> Option<Occurrence> {
+        if let Some(every) = self.cron.interval() {
+            return self.next_multiple(every);
+        }
         loop {
             if let Some(front) = self.pending.front().copied()
                 && (self.generated_all || front.due < self.release_below)

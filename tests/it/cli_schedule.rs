@@ -652,3 +652,55 @@ fn explain_names_the_dst_rule_applied_in_three_zones_and_the_day_rule() {
     assert_eq!(doc["occurrences"][1]["day_matched_by"], "day-of-week");
     assert_eq!(doc["occurrences"][1]["local"], "2026-06-08T09:00:00+10:00");
 }
+
+#[test]
+fn check_rejects_a_bad_every_at_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("e.toml"),
+        "[[task]]\nname = \"a\"\ntask = \"diagnostics:noop\"\nevery = \"7s\"\n\n[[task]]\nname = \"b\"\ntask = \"diagnostics:noop\"\nevery = \"0s\"\n\n[[task]]\nname = \"c\"\ntask = \"diagnostics:noop\"\ncron = \"* * * * *\"\nevery = \"10s\"\n\n[[task]]\nname = \"d\"\ntask = \"diagnostics:noop\"\ncron = \"* * * * *\"\nanchor = \"2026-01-01T00:00:00Z\"\n",
+    )
+    .unwrap();
+    let out = conecta(dir.path())
+        .args(["schedule", "check", "e.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    for expected in [
+        "e.toml:4:9: `every` (7s) must divide a day evenly",
+        "e.toml:9:9: ",
+        "e.toml:15:9: entry \"c\" has both `cron` and `every`",
+        "e.toml:21:10: `anchor` is only for `every` entries",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    // A good one: listed with its interval, next due on the grid of its anchor.
+    std::fs::write(
+        dir.path().join("ok.toml"),
+        "[[task]]\nname = \"tick\"\ntask = \"diagnostics:noop\"\nevery = \"15m\"\nanchor = \"2026-01-01T00:05:00Z\"\n",
+    )
+    .unwrap();
+    let out = conecta(dir.path())
+        .args([
+            "--schedule",
+            "ok.toml",
+            "--now",
+            "2026-05-01T10:00:00Z",
+            "schedule",
+            "list",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("every 15m"), "{text}");
+    assert!(text.contains("2026-05-01T10:05:00Z"), "{text}");
+}

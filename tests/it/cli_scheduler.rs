@@ -606,3 +606,39 @@ fn a_rehearsal_with_a_failing_run_exits_1_and_a_bad_until_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--until"));
 }
+
+#[test]
+fn an_every_second_entry_fires_each_second_once_in_a_rehearsal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("s.toml"),
+        "[[task]]\nname = \"tick\"\ntask = \"diagnostics:noop\"\nevery = \"1s\"\n",
+    )
+    .unwrap();
+    let out = conecta(d)
+        .args([
+            "--schedule",
+            "s.toml",
+            "--now",
+            "2026-05-01T00:00:00Z",
+            "--speed",
+            "30",
+            "scheduler",
+            "--until",
+            "2026-05-01T00:01:00Z",
+        ])
+        .output_within(60);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        summary_rows(&stdout).get("tick"),
+        Some(&vec![60, 60, 0, 0, 0, 0]),
+        "{stdout}"
+    );
+}

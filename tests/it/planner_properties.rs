@@ -123,3 +123,55 @@ proptest! {
         prop_assert!(per_day.keys().all(|d| d.year() == year));
     }
 }
+
+/// The intervals `every` accepts below a day: the divisors of 86,400 seconds (a sample).
+const EVERY: &[u64] = &[
+    1, 2, 5, 10, 15, 30, 45, 60, 90, 300, 900, 3600, 7200, 21600, 43200, 86400,
+];
+
+fn every_entry(secs: u64, anchor: Option<i64>, tz: &str) -> Entry {
+    let anchor = anchor
+        .map(|a| {
+            format!(
+                "anchor = \"{}\"\n",
+                DateTime::from_timestamp(a, 0).unwrap().to_rfc3339()
+            )
+        })
+        .unwrap_or_default();
+    let text = format!(
+        "[[task]]\nname = \"e\"\ntask = \"diagnostics:noop\"\nevery = \"{secs}s\"\ntimezone = \"{tz}\"\n{anchor}"
+    );
+    file::parse("e.toml".as_ref(), &text, Tz::UTC)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .entries
+        .remove(0)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// `every` runs at exactly the multiples of its interval since its anchor (the epoch by
+    /// default) inside [from, to), whatever the zone and its clock changes: checked against a
+    /// walk of every real second.
+    #[test]
+    fn every_runs_at_each_multiple_since_its_anchor(
+        secs in prop::sample::select(EVERY.to_vec()),
+        anchor in prop::option::of(1_700_000_000i64..1_800_000_000),
+        tz in prop::sample::select(ZONES.to_vec()),
+        // Around the 2026 spring-forward and fall-back changes of several zones.
+        start in prop::sample::select(vec![1_772_900_000i64, 1_774_700_000, 1_790_000_000, 1_792_300_000]),
+        offset in 0i64..86_400,
+        span in 1i64..20_000,
+    ) {
+        let e = every_entry(secs, anchor, tz);
+        let from = DateTime::from_timestamp(start + offset, 0).unwrap();
+        let to = from + TimeDelta::seconds(span);
+        let got: Vec<DateTime<Utc>> = occurrences(&e, from, to).map(|o| o.due).collect();
+        let base = anchor.unwrap_or(0);
+        let expected: Vec<DateTime<Utc>> = (from.timestamp()..to.timestamp())
+            .filter(|t| (t - base).rem_euclid(secs as i64) == 0)
+            .map(|t| DateTime::from_timestamp(t, 0).unwrap())
+            .collect();
+        prop_assert_eq!(got, expected);
+    }
+}
