@@ -41,6 +41,12 @@ pub trait Clock: Send + Sync + 'static {
     fn real_span(&self, span: std::time::Duration) -> std::time::Duration {
         span
     }
+
+    /// The span that passes on this clock in `real` real time (longer at `--speed` above 1),
+    /// for bounds that must hold in real time, such as how long a lease lasts unrenewed.
+    fn simulated_span(&self, real: std::time::Duration) -> std::time::Duration {
+        real
+    }
 }
 
 /// A shared clock, as handed to every service.
@@ -116,6 +122,10 @@ impl Clock for SimulatedClock {
 
     fn real_span(&self, span: std::time::Duration) -> std::time::Duration {
         std::time::Duration::try_from_secs_f64(span.as_secs_f64() / self.speed).unwrap_or(span)
+    }
+
+    fn simulated_span(&self, real: std::time::Duration) -> std::time::Duration {
+        std::time::Duration::try_from_secs_f64(real.as_secs_f64() * self.speed).unwrap_or(real)
     }
 }
 

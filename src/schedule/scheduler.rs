@@ -201,6 +201,10 @@ pub async fn run_reloadable(
     let progress = Arc::new(progress);
     let schedule = schedules.borrow_and_update().clone();
     let mut reloadable = true;
+    // A lease lasts at least MIN_REAL_LEASE of real time: on a clock running thousands of
+    // times faster, renewals (real round trips) could not keep a simulated minute's lease
+    // alive, and a live run would be taken for abandoned.
+    let lease = lease.max(rt.clock.simulated_span(MIN_REAL_LEASE));
     let firing = Firing {
         runner: runner_name(),
         lease,
@@ -655,6 +659,9 @@ async fn reap_once(
 
 /// What an abandoned run is recorded with.
 pub const ABANDONED: &str = "abandoned: the process running it stopped renewing its lease";
+
+/// The least real time a running-lock lasts unrenewed, whatever the clock's speed.
+pub const MIN_REAL_LEASE: Duration = Duration::from_secs(10);
 
 /// How long a running-lock lasts without renewal unless configured (`CONECTA_LEASE`).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
