@@ -317,6 +317,35 @@ pub fn instant_arg(flag: &str, text: &str) -> Result<DateTime<Utc>, UsageError> 
     crate::rfc3339::parse_instant(text).map_err(|e| UsageError::new(format!("{flag}: {e}"), None))
 }
 
+/// `--from`/`--to` of a window: `from` defaults to the clock's now and `to` to `from` plus
+/// `span`; an end before the start is a usage error.
+pub fn window_args(
+    ctx: &Context,
+    from: Option<&str>,
+    to: Option<&str>,
+    span: chrono::TimeDelta,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), UsageError> {
+    let from = match from {
+        Some(t) => instant_arg("--from", t)?,
+        None => ctx.clock.now(),
+    };
+    let to = match to {
+        Some(t) => instant_arg("--to", t)?,
+        None => from + span,
+    };
+    if to < from {
+        return Err(UsageError::new(
+            format!(
+                "--to ({}) is before --from ({})",
+                crate::rfc3339::utc(to),
+                crate::rfc3339::utc(from)
+            ),
+            Some("the window is [from, to): give an end after the start".to_string()),
+        ));
+    }
+    Ok((from, to))
+}
+
 /// The slowest simulated clock `--speed` accepts (real time).
 pub const MIN_SPEED: f64 = 1.0;
 /// The fastest: a day in under a second. Faster clocks outrun the loops they drive.

@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
 use super::args::OutputFormat;
-use super::{Context, ExitStatus, UsageError, instant_arg, output};
+use super::{Context, ExitStatus, UsageError, output, window_args};
 use crate::rfc3339;
 use crate::schedule::{Entry, Occurrence, Schedule, file, occurrences};
 
@@ -34,25 +34,7 @@ pub struct DiffArgs<'a> {
 }
 
 pub fn run(ctx: &Context, args: &DiffArgs<'_>, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
-    let from = match args.from {
-        Some(t) => instant_arg("--from", t)?,
-        None => ctx.clock.now(),
-    };
-    let to = match args.to {
-        Some(t) => instant_arg("--to", t)?,
-        None => from + TimeDelta::days(366),
-    };
-    if to < from {
-        return Err(UsageError::new(
-            format!(
-                "--to ({}) is before --from ({})",
-                rfc3339::utc(to),
-                rfc3339::utc(from)
-            ),
-            Some("the window is [from, to): give an end after the start".to_string()),
-        )
-        .into());
-    }
+    let (from, to) = window_args(ctx, args.from, args.to, TimeDelta::days(366))?;
     let (old_label, old_text) = read_old(args.old, args.new)?;
     let new_text = std::fs::read_to_string(args.new).map_err(|e| {
         UsageError::new(

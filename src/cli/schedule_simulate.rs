@@ -6,8 +6,7 @@
 use std::io::Write;
 
 use super::args::OutputFormat;
-use super::{Context, ExitStatus, UsageError, instant_arg, output};
-use crate::rfc3339;
+use super::{Context, ExitStatus, output, window_args};
 use crate::schedule::planner::merged;
 
 pub fn run(
@@ -17,22 +16,7 @@ pub fn run(
     format: OutputFormat,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitStatus> {
-    let from = match from {
-        Some(t) => instant_arg("--from", t)?,
-        None => ctx.clock.now(),
-    };
-    let to = instant_arg("--to", to)?;
-    if to < from {
-        return Err(UsageError::new(
-            format!(
-                "--to ({}) is before --from ({})",
-                rfc3339::utc(to),
-                rfc3339::utc(from)
-            ),
-            Some("the range is [from, to): give an end after the start".to_string()),
-        )
-        .into());
-    }
+    let (from, to) = window_args(ctx, from, Some(to), chrono::TimeDelta::zero())?;
     let schedule = ctx.schedule()?;
     let entries: Vec<_> = schedule.enabled().collect();
     output::write_occurrences(&entries, merged(&entries, from, to), format, out)?;
