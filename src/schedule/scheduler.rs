@@ -660,6 +660,10 @@ async fn reap_once(
 /// What an abandoned run is recorded with.
 pub const ABANDONED: &str = "abandoned: the process running it stopped renewing its lease";
 
+/// On a sped-up clock, how long in real time an occurrence waits for the previous run of its
+/// entry before it counts as overlapping it.
+pub const OVERLAP_GRACE: Duration = Duration::from_millis(100);
+
 /// The least real time a running-lock lasts unrenewed, whatever the clock's speed.
 pub const MIN_REAL_LEASE: Duration = Duration::from_secs(10);
 
@@ -850,18 +854,41 @@ async fn run_claimed(rt: &Runtime, entry: &Entry, due: DateTime<Utc>, id: i64, f
         |outcome: Outcome, error: Option<String>| finish_at(outcome, error, rt.clock.now());
     if leased {
         firing.set_live(id, true);
-        let live = firing.live();
-        let acquired = persist(
-            rt,
-            stop,
-            (Write::Lease, &entry.name),
-            "take the running-lock",
-            || {
-                let now = rt.clock.now();
-                schedule_leases::acquire(&rt.db, &entry.name, id, now, now + to_delta(lease), &live)
-            },
-        )
-        .await;
+        // On a sped-up clock a run that takes a few real milliseconds spans simulated
+        // minutes: the previous run gets OVERLAP_GRACE of real time to finish before this one
+        // counts as overlapping it, as at real speed it would have finished long before.
+        let sped_up = rt.clock.simulated_span(Duration::from_secs(1)) > Duration::from_secs(1);
+        let waiting = crate::clock::Stopwatch::start();
+        let acquired = loop {
+            let live = firing.live();
+            let acquired = persist(
+                rt,
+                stop,
+                (Write::Lease, &entry.name),
+                "take the running-lock",
+                || {
+                    let now = rt.clock.now();
+                    schedule_leases::acquire(
+                        &rt.db,
+                        &entry.name,
+                        id,
+                        now,
+                        now + to_delta(lease),
+                        &live,
+                    )
+                },
+            )
+            .await;
+            if sped_up
+                && acquired == Some(Acquired::Held)
+                && waiting.elapsed() < OVERLAP_GRACE
+                && !stop.is_stopped()
+            {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                continue;
+            }
+            break acquired;
+        };
         match acquired {
             Some(Acquired::Free) => {}
             Some(Acquired::TookOver(dead)) => {
