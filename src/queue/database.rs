@@ -17,7 +17,7 @@ use super::{Enqueued, LockInfo, NewJob, Queue, QueueDepth, QueueError, Reserved,
 use crate::store::dialect::{self, Claim};
 use crate::store::sql::Value;
 use crate::store::wakeups::{self, Wakeups};
-use crate::store::{Db, Row, in_list, retrying, value_groups};
+use crate::store::{Db, Row, in_list, padded_ids, retrying, value_groups};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -152,10 +152,6 @@ impl Queue for DatabaseQueue {
         Ok(answers.into_iter().map(|a| a.expect("answered")).collect())
     }
 
-    async fn reserve(&self, queues: &[String], now: DateTime<Utc>) -> Result<Option<Reserved>> {
-        Ok(self.reserve_many(queues, 1, now).await?.pop())
-    }
-
     async fn reserve_many(
         &self,
         queues: &[String],
@@ -213,24 +209,16 @@ impl Queue for DatabaseQueue {
         Ok(Vec::new())
     }
 
-    async fn delete(&self, job: &Reserved) -> Result<()> {
-        let db = &self.db;
-        db.query("DELETE FROM jobs WHERE id = ?")
-            .bind(row_id(job)?)
-            .execute(db)
-            .await?;
-        Ok(())
-    }
-
     async fn delete_many(&self, jobs: &[Reserved]) -> Result<()> {
         let ids = jobs.iter().map(row_id).collect::<Result<Vec<i64>>>()?;
         let db = &self.db;
         for part in ids.chunks(MAX_RESERVE) {
+            let part = padded_ids(part);
             db.query(format!(
                 "DELETE FROM jobs WHERE id IN ({})",
                 in_list(part.len())
             ))
-            .bind_all(part.iter().copied())
+            .bind_all(part)
             .execute(db)
             .await?;
         }

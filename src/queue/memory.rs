@@ -95,7 +95,13 @@ impl Queue for MemoryQueue {
         Ok(out)
     }
 
-    async fn reserve(&self, queues: &[String], now: DateTime<Utc>) -> Result<Option<Reserved>> {
+    /// One job per call: the `sync` connection runs each job as it is enqueued.
+    async fn reserve_many(
+        &self,
+        queues: &[String],
+        _max: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Reserved>> {
         let t = now.timestamp_millis();
         let mut s = self.state.lock().expect("queue state");
         for queue in queues {
@@ -109,21 +115,23 @@ impl Queue for MemoryQueue {
             if let Some((id, job)) = found {
                 job.reserved_at = Some(t);
                 job.attempts += 1;
-                return Ok(Some(Reserved {
+                return Ok(vec![Reserved {
                     handle: id.to_string(),
                     queue: queue.clone(),
                     raw: job.payload.clone(),
                     attempts: job.attempts,
                     envelope: decode(&job.payload),
-                }));
+                }]);
             }
         }
-        Ok(None)
+        Ok(Vec::new())
     }
 
-    async fn delete(&self, job: &Reserved) -> Result<()> {
-        let id: u64 = job.handle.parse().unwrap_or(0);
-        self.state.lock().expect("queue state").jobs.remove(&id);
+    async fn delete_many(&self, jobs: &[Reserved]) -> Result<()> {
+        let mut s = self.state.lock().expect("queue state");
+        for job in jobs {
+            s.jobs.remove(&job.handle.parse().unwrap_or(0));
+        }
         Ok(())
     }
 

@@ -330,31 +330,27 @@ pub trait Queue: Send + Sync {
 
     /// Atomically takes the oldest available job from the first of `queues` that has one,
     /// counting the attempt; jobs reserved before `now - retry_after` are available again.
-    async fn reserve(&self, queues: &[String], now: DateTime<Utc>) -> Result<Option<Reserved>>;
+    async fn reserve(&self, queues: &[String], now: DateTime<Utc>) -> Result<Option<Reserved>> {
+        Ok(self.reserve_many(queues, 1, now).await?.pop())
+    }
 
-    /// Takes up to `max` jobs in one round trip, all from the first of `queues` that has
-    /// any, oldest first, each reserved as [`Queue::reserve`] reserves one. A worker keeps the
-    /// extras in its local buffer for its free slots.
+    /// Takes up to `max` jobs (at least one) in one round trip, all from the first of `queues`
+    /// that has any, oldest first, each reserved as [`Queue::reserve`] describes. A worker
+    /// keeps the extras in its local buffer for its free slots.
     async fn reserve_many(
         &self,
         queues: &[String],
         max: usize,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Reserved>> {
-        let _ = max;
-        Ok(self.reserve(queues, now).await?.into_iter().collect())
-    }
+    ) -> Result<Vec<Reserved>>;
 
     /// Removes a reserved job for good (after success or after it was moved to failed_jobs).
-    async fn delete(&self, job: &Reserved) -> Result<()>;
+    async fn delete(&self, job: &Reserved) -> Result<()> {
+        self.delete_many(std::slice::from_ref(job)).await
+    }
 
     /// Removes many reserved jobs for good, in as few round trips as the driver can.
-    async fn delete_many(&self, jobs: &[Reserved]) -> Result<()> {
-        for job in jobs {
-            self.delete(job).await?;
-        }
-        Ok(())
-    }
+    async fn delete_many(&self, jobs: &[Reserved]) -> Result<()>;
 
     /// Puts a reserved job back, runnable again `delay` after `now`.
     async fn release(&self, job: &Reserved, delay: Duration, now: DateTime<Utc>) -> Result<()>;

@@ -209,53 +209,6 @@ impl RedisQueue {
         }
         Ok(())
     }
-
-    /// Reserves up to `max` jobs from the first of `queues` that has any, in one round trip
-    /// per queue tried.
-    pub async fn reserve_batch(
-        &self,
-        queues: &[String],
-        max: usize,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Reserved>> {
-        let mut c = self.conn.clone();
-        for queue in queues {
-            let k = self.keys(queue);
-            let members: Vec<String> = self
-                .scripts
-                .reserve
-                .key(&k.ready)
-                .key(&k.reserved)
-                .key(&k.delayed)
-                .key(&k.payloads)
-                .key(&k.attempts)
-                .arg(now.timestamp_millis())
-                .arg(self.retry_after_ms)
-                .arg(max)
-                .invoke_async(&mut c)
-                .await?;
-            if members.is_empty() {
-                continue;
-            }
-            let mut out = Vec::with_capacity(members.len());
-            for mut member in members {
-                let attempts = split_member(&member)?;
-                // The handle is the attempts part; with the payload it spells the member
-                // again (see `member`), so the payload is held once.
-                let raw = member.split_off(member.find('|').unwrap_or(0) + 1);
-                member.pop();
-                out.push(Reserved {
-                    envelope: decode(&raw),
-                    raw,
-                    queue: queue.clone(),
-                    attempts,
-                    handle: member,
-                });
-            }
-            return Ok(out);
-        }
-        Ok(Vec::new())
-    }
 }
 
 impl RedisQueue {
@@ -278,11 +231,11 @@ impl RedisQueue {
     }
 }
 
-/// The attempts of a reserved member, `ATTEMPTS|PAYLOAD`.
-fn split_member(member: &str) -> Result<u32> {
+/// The attempts of a reserved member, `ATTEMPTS|PAYLOAD`, and where its `|` stands.
+fn split_member(member: &str) -> Result<(u32, usize)> {
     member
         .split_once('|')
-        .and_then(|(a, _)| a.parse().ok())
+        .and_then(|(a, _)| Some((a.parse().ok()?, a.len())))
         .ok_or_else(|| {
             super::QueueError::Invalid(format!(
                 "a reserved Redis job is not ATTEMPTS|PAYLOAD: {:.80}",
@@ -421,21 +374,50 @@ impl Queue for RedisQueue {
         Ok(answers.into_iter().map(|a| a.expect("answered")).collect())
     }
 
-    async fn reserve(&self, queues: &[String], now: DateTime<Utc>) -> Result<Option<Reserved>> {
-        Ok(self.reserve_batch(queues, 1, now).await?.pop())
-    }
-
+    /// One script call per queue tried.
     async fn reserve_many(
         &self,
         queues: &[String],
         max: usize,
         now: DateTime<Utc>,
     ) -> Result<Vec<Reserved>> {
-        self.reserve_batch(queues, max.max(1), now).await
-    }
-
-    async fn delete(&self, job: &Reserved) -> Result<()> {
-        self.delete_many(std::slice::from_ref(job)).await
+        let mut c = self.conn.clone();
+        for queue in queues {
+            let k = self.keys(queue);
+            let members: Vec<String> = self
+                .scripts
+                .reserve
+                .key(&k.ready)
+                .key(&k.reserved)
+                .key(&k.delayed)
+                .key(&k.payloads)
+                .key(&k.attempts)
+                .arg(now.timestamp_millis())
+                .arg(self.retry_after_ms)
+                .arg(max.max(1))
+                .invoke_async(&mut c)
+                .await?;
+            if members.is_empty() {
+                continue;
+            }
+            let mut out = Vec::with_capacity(members.len());
+            for mut member in members {
+                let (attempts, sep) = split_member(&member)?;
+                // The handle is the attempts part; with the payload it spells the member
+                // again (see `member`), so the payload is held once.
+                let raw = member.split_off(sep + 1);
+                member.truncate(sep);
+                out.push(Reserved {
+                    envelope: decode(&raw),
+                    raw,
+                    queue: queue.clone(),
+                    attempts,
+                    handle: member,
+                });
+            }
+            return Ok(out);
+        }
+        Ok(Vec::new())
     }
 
     async fn delete_many(&self, jobs: &[Reserved]) -> Result<()> {
