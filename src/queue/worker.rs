@@ -454,6 +454,16 @@ struct Feed {
     mean_us: AtomicU64,
 }
 
+/// What a slot that found the buffer empty gets.
+enum Refill {
+    /// The first job of the reservation it made.
+    Fresh(super::Reserved),
+    /// A job another reservation buffered meanwhile, with when it was reserved.
+    Buffered((super::Reserved, DateTime<Utc>)),
+    /// Nothing: the queues are empty.
+    Empty,
+}
+
 impl Default for Feed {
     fn default() -> Self {
         Self {
@@ -471,6 +481,14 @@ impl Feed {
         self.jobs.lock().expect("feed").pop_front()
     }
 
+    /// Adds jobs reserved at `at` to the buffer.
+    fn push(&self, jobs: impl IntoIterator<Item = super::Reserved>, at: DateTime<Utc>) {
+        self.jobs
+            .lock()
+            .expect("feed")
+            .extend(jobs.into_iter().map(|j| (j, at)));
+    }
+
     /// The next job for a slot: from the buffer, else from one reservation of as many jobs as
     /// the buffer should hold. `None` when the queues have nothing ready.
     async fn next(
@@ -481,52 +499,53 @@ impl Feed {
     ) -> Result<Option<super::Reserved>, QueueError> {
         let stale = TimeDelta::from_std(rt.settle_within / 2).unwrap_or(TimeDelta::MAX);
         loop {
-            let popped = match self.pop() {
-                Some(j) => Some(j),
-                None => {
-                    let _turn = self.refill.acquire().await.expect("never closed");
-                    match self.pop() {
-                        Some(j) => Some(j),
-                        None => {
-                            let want = self.want(opts, claimed);
-                            let now = rt.clock.now();
-                            let mut got = rt.queue.reserve_many(&opts.queues, want, now).await?;
-                            if got.is_empty() {
-                                // Another reservation may still be on its way with the last
-                                // jobs: the queues are empty only once it is in.
-                                drop(_turn);
-                                let all = self
-                                    .refill
-                                    .acquire_many(RESERVERS as u32)
-                                    .await
-                                    .expect("never closed");
-                                let last = self.pop();
-                                drop(all);
-                                match last {
-                                    Some(j) => {
-                                        self.jobs.lock().expect("feed").push_front(j);
-                                        continue;
-                                    }
-                                    None => return Ok(None),
-                                }
-                            }
-                            let first = got.remove(0);
-                            self.jobs
-                                .lock()
-                                .expect("feed")
-                                .extend(got.into_iter().map(|j| (j, now)));
-                            return Ok(Some(first));
-                        }
-                    }
-                }
+            let (job, at) = match self.pop() {
+                Some(j) => j,
+                None => match self.reserve(rt, opts, claimed).await? {
+                    Refill::Fresh(job) => return Ok(Some(job)),
+                    Refill::Buffered(j) => j,
+                    Refill::Empty => return Ok(None),
+                },
             };
-            let Some((job, at)) = popped else { continue };
             if rt.clock.now() - at < stale {
                 self.top_up(rt, opts, claimed);
                 return Ok(Some(job));
             }
             hand_back_one(rt, &job).await;
         }
+    }
+
+    /// A slot found the buffer empty: reserves for it, keeping the extras. Empty only when
+    /// the queues are, which is known once no other reservation is on its way.
+    async fn reserve(
+        &self,
+        rt: &Runtime,
+        opts: &WorkerOptions,
+        claimed: &AtomicU64,
+    ) -> Result<Refill, QueueError> {
+        let turn = self.refill.acquire().await.expect("never closed");
+        // Another reservation may have filled the buffer while this slot waited its turn.
+        if let Some(j) = self.pop() {
+            return Ok(Refill::Buffered(j));
+        }
+        let now = rt.clock.now();
+        let mut got = rt
+            .queue
+            .reserve_many(&opts.queues, self.want(opts, claimed), now)
+            .await?
+            .into_iter();
+        if let Some(first) = got.next() {
+            self.push(got, now);
+            return Ok(Refill::Fresh(first));
+        }
+        // Another reservation may still be on its way with the last jobs.
+        drop(turn);
+        let _all = self
+            .refill
+            .acquire_many(RESERVERS as u32)
+            .await
+            .expect("never closed");
+        Ok(self.pop().map_or(Refill::Empty, Refill::Buffered))
     }
 
     /// When the buffer is down to half of what it should hold, reserves the rest in the
@@ -547,11 +566,7 @@ impl Feed {
         let task = tokio::spawn(async move {
             let now = rt.clock.now();
             match rt.queue.reserve_many(&queues, want - held, now).await {
-                Ok(got) => feed
-                    .jobs
-                    .lock()
-                    .expect("feed")
-                    .extend(got.into_iter().map(|j| (j, now))),
+                Ok(got) => feed.push(got, now),
                 // The slots meet the same error on their next reservation and back off.
                 Err(e) => tracing::debug!(error = %e, "reserving ahead failed"),
             }
