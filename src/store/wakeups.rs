@@ -52,25 +52,34 @@ impl Wakeups {
     /// Errors when the listening connection cannot be opened (the database is away); the
     /// caller backs off.
     pub async fn wait(&self, max: Duration) -> Result<()> {
-        let live = self
-            .seen
-            .lock()
-            .expect("wakeups")
-            .as_ref()
-            .filter(|rx| rx.has_changed().is_ok())
-            .cloned();
-        let mut rx = match live {
+        let mut rx = match self.live() {
             Some(rx) => rx,
             None => {
                 let _opening = self.opening.lock().await;
-                let mut fresh = self.listen().await?;
-                fresh.borrow_and_update();
-                *self.seen.lock().expect("wakeups") = Some(fresh.clone());
-                fresh
+                // Another waiter may have opened it while this one waited for the lock.
+                match self.live() {
+                    Some(rx) => rx,
+                    None => {
+                        let mut fresh = self.listen().await?;
+                        fresh.borrow_and_update();
+                        *self.seen.lock().expect("wakeups") = Some(fresh.clone());
+                        fresh
+                    }
+                }
             }
         };
         let _ = tokio::time::timeout(max, rx.changed()).await;
         Ok(())
+    }
+
+    /// The notification counter, if its listening connection is alive.
+    fn live(&self) -> Option<watch::Receiver<u64>> {
+        self.seen
+            .lock()
+            .expect("wakeups")
+            .as_ref()
+            .filter(|rx| rx.has_changed().is_ok())
+            .cloned()
     }
 
     /// Opens the listening connection and a task that counts its notifications; the task
