@@ -157,12 +157,12 @@ pub fn spawn_until(clock: crate::clock::SharedClock, until: DateTime<Utc>, stop:
 
 /// Waits until `queues` hold no job that is ready or reserved (delayed ones are past the
 /// rehearsal), or `stop` is stopped.
-pub async fn wait_until_drained(rt: &crate::queue::Runtime, queues: &[&str], stop: &StopHandle) {
+pub async fn wait_until_drained(rt: &crate::queue::Runtime, queues: &[String], stop: &StopHandle) {
     loop {
         let busy = match rt.queue.depths(rt.clock.now()).await {
             Ok(depths) => depths
                 .iter()
-                .filter(|d| queues.contains(&d.queue.as_str()))
+                .filter(|d| queues.contains(&d.queue))
                 .any(|d| d.pending + d.reserved > 0),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the queue depth; waiting");

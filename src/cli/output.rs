@@ -6,6 +6,17 @@ use super::args::OutputFormat;
 use crate::rfc3339;
 use crate::schedule::{Entry, Occurrence};
 
+/// A setting's value as its schedule-file spelling: `"skip"`, not `"\"skip\""`; `none` when
+/// unset.
+pub fn setting_text<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(serde_json::Value::Null) => "none".into(),
+        Ok(other) => other.to_string(),
+        Err(_) => "?".into(),
+    }
+}
+
 /// Writes `rows` under `header` with columns padded to their widest cell.
 pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();

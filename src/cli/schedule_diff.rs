@@ -246,14 +246,6 @@ fn planned(entry: &Entry, from: DateTime<Utc>, to: DateTime<Utc>) -> BTreeSet<Oc
 
 /// The settings that differ, as text.
 fn settings(a: &Entry, b: &Entry) -> Vec<(&'static str, String, String)> {
-    fn text<T: serde::Serialize>(v: &T) -> String {
-        match serde_json::to_value(v) {
-            Ok(Value::String(s)) => s,
-            Ok(Value::Null) => "none".into(),
-            Ok(other) => other.to_string(),
-            Err(_) => "?".into(),
-        }
-    }
     let secs = |d: Option<std::time::Duration>| {
         d.map(|d| format!("{}s", d.as_secs()))
             .unwrap_or_else(|| "none".into())
@@ -276,11 +268,23 @@ fn settings(a: &Entry, b: &Entry) -> Vec<(&'static str, String, String)> {
             Value::Object(a.args.clone()).to_string(),
             Value::Object(b.args.clone()).to_string(),
         ),
-        ("mode", text(&a.mode), text(&b.mode)),
+        (
+            "mode",
+            output::setting_text(&a.mode),
+            output::setting_text(&b.mode),
+        ),
         ("queue", a.queue.clone(), b.queue.clone()),
         ("timeout", secs(a.timeout), secs(b.timeout)),
-        ("overlap", text(&a.overlap), text(&b.overlap)),
-        ("catch_up", text(&a.catch_up), text(&b.catch_up)),
+        (
+            "overlap",
+            output::setting_text(&a.overlap),
+            output::setting_text(&b.overlap),
+        ),
+        (
+            "catch_up",
+            output::setting_text(&a.catch_up),
+            output::setting_text(&b.catch_up),
+        ),
         (
             "catch_up_window",
             secs(Some(a.catch_up_window)),
@@ -292,8 +296,16 @@ fn settings(a: &Entry, b: &Entry) -> Vec<(&'static str, String, String)> {
             b.catch_up_max.to_string(),
         ),
         ("jitter", secs(a.jitter), secs(b.jitter)),
-        ("dst_skipped", text(&a.dst_skipped), text(&b.dst_skipped)),
-        ("dst_repeated", text(&a.dst_repeated), text(&b.dst_repeated)),
+        (
+            "dst_skipped",
+            output::setting_text(&a.dst_skipped),
+            output::setting_text(&b.dst_skipped),
+        ),
+        (
+            "dst_repeated",
+            output::setting_text(&a.dst_repeated),
+            output::setting_text(&b.dst_repeated),
+        ),
         (
             "description",
             a.description.clone().unwrap_or_default(),

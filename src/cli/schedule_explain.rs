@@ -9,7 +9,7 @@ use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc};
 use serde_json::{Value, json};
 
 use super::args::OutputFormat;
-use super::{Context, ExitStatus, UsageError, instant_arg};
+use super::{Context, ExitStatus, UsageError, instant_arg, output};
 use crate::rfc3339;
 use crate::schedule::planner::jitter;
 use crate::schedule::{CatchUp, Entry, Occurrence, dst, occurrences};
@@ -87,8 +87,8 @@ fn explain(entry: &Entry, at: DateTime<Utc>, upcoming: &[Occurrence]) -> Value {
     } else {
         format!(
             "fixed-hour entry: a local time skipped by spring forward follows dst_skipped = \"{}\", one repeated by fall back follows dst_repeated = \"{}\"",
-            text(&entry.dst_skipped),
-            text(&entry.dst_repeated)
+            output::setting_text(&entry.dst_skipped),
+            output::setting_text(&entry.dst_repeated)
         )
     };
     let jitter_words = match entry.jitter {
@@ -157,7 +157,7 @@ fn explain(entry: &Entry, at: DateTime<Utc>, upcoming: &[Occurrence]) -> Value {
         "dst_rule": dst_rule,
         "jitter": jitter_words,
         "catch_up": catch_up,
-        "overlap": text(&entry.overlap),
+        "overlap": output::setting_text(&entry.overlap),
         "occurrences": occurrences,
     })
 }
@@ -213,14 +213,6 @@ fn field_words(field: &str, value: &str) -> String {
         return format!("every {step}th {field}, counting from the first");
     }
     format!("{field} {value}")
-}
-
-fn text<T: serde::Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => "?".into(),
-    }
 }
 
 fn write_words(doc: &Value, out: &mut dyn Write) -> std::io::Result<()> {

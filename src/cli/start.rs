@@ -71,6 +71,7 @@ pub async fn run(
         concurrency,
         ..WorkerOptions::default()
     };
+    let queues = opts.queues.clone();
     let working = tokio::spawn(worker::run(rt.clone(), opts, stop.clone()));
     let scheduled = scheduler::run_reloadable(
         rx,
@@ -83,7 +84,7 @@ pub async fn run(
     .await;
     let rehearsed = until.filter(|_| scheduling.reason() == StopReason::Until);
     if rehearsed.is_some() {
-        wait_until_drained(&rt, &["high", "default"], &stop).await;
+        wait_until_drained(&rt, &queues, &stop).await;
         stop.stop(StopReason::Until);
     }
     stop.stop(StopReason::Signal);
