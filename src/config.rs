@@ -432,6 +432,17 @@ pub enum QueueConnection {
 }
 
 impl QueueConnection {
+    /// The driver named `name` (`redis`, `database` or `sync`), as `QUEUE_CONNECTION` and
+    /// `queue:work CONNECTION` spell it.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "redis" => Some(QueueConnection::Redis),
+            "database" => Some(QueueConnection::Database),
+            "sync" => Some(QueueConnection::Sync),
+            _ => None,
+        }
+    }
+
     /// The name as written in `QUEUE_CONNECTION` and in `failed_jobs.connection`.
     pub fn name(self) -> &'static str {
         match self {
@@ -558,17 +569,13 @@ impl Config {
                 "expected a number from 1 to 100000, like 3600",
             ));
         }
-        let queue_connection = match env.get("QUEUE_CONNECTION").unwrap_or("database") {
-            "redis" => QueueConnection::Redis,
-            "database" => QueueConnection::Database,
-            "sync" => QueueConnection::Sync,
-            other => {
-                return Err(ConfigError::new(
-                    "QUEUE_CONNECTION",
-                    format!("expected redis, database or sync, got: {other:?}"),
-                ));
-            }
-        };
+        let named = env.get("QUEUE_CONNECTION").unwrap_or("database");
+        let queue_connection = QueueConnection::parse(named).ok_or_else(|| {
+            ConfigError::new(
+                "QUEUE_CONNECTION",
+                format!("expected redis, database or sync, got: {named:?}"),
+            )
+        })?;
         const YEAR_SECONDS: u64 = crate::duration::MAX.as_secs();
         let retry_after = env
             .parse::<u64>("QUEUE_RETRY_AFTER", "a whole number of seconds like 90")?

@@ -181,6 +181,9 @@ pub struct RunTaskArgs {
 /// `conecta worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
+    /// The queue connection to drain: redis, database or sync (Laravel's `queue:work redis`).
+    /// Default: QUEUE_CONNECTION.
+    pub connection: Option<String>,
     /// Queues in priority order.
     #[arg(long, default_value = "default", value_delimiter = ',')]
     pub queue: Vec<String>,
@@ -211,6 +214,12 @@ pub struct WorkerArgs {
     /// Exit when the queues are empty.
     #[arg(long)]
     pub stop_when_empty: bool,
+    /// Run at most one job, then exit (Laravel's --once): --max-jobs 1 --stop-when-empty.
+    #[arg(long)]
+    pub once: bool,
+    /// Accepted for Laravel's queue:work --force; conecta has no maintenance mode to override.
+    #[arg(long, hide = true)]
+    pub force: bool,
 }
 
 /// `conecta dispatch`.
@@ -525,6 +534,14 @@ pub enum ScheduleCommand {
         #[arg(long, default_value_t = 5)]
         count: usize,
         /// table (words) or json.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// Run what is due in the current minute once, through the scheduler's exactly-once
+    /// claims, then exit (Laravel's schedule:run, for a cron that calls it every minute).
+    /// Exit 1 when a run it made failed.
+    Run {
+        /// table or json.
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
     },

@@ -33,6 +33,7 @@ mod schedule_health;
 mod schedule_history;
 mod schedule_list;
 mod schedule_next;
+mod schedule_run;
 mod schedule_simulate;
 mod scheduler;
 mod serve;
@@ -376,6 +377,16 @@ fn context(cli: &Cli) -> anyhow::Result<Context> {
         )
         .into());
     }
+    if let Command::Worker(args) = &cli.command
+        && let Some(name) = &args.connection
+    {
+        config.queue_connection = crate::config::QueueConnection::parse(name).ok_or_else(|| {
+            UsageError::new(
+                format!("unknown queue connection {name:?}"),
+                Some("name one of redis, database or sync, as in queue:work redis".to_string()),
+            )
+        })?;
+    }
     let clock = clock::from_flags(config.now, config.speed);
     let started = clock.now();
     let schedule_path = cli
@@ -546,6 +557,7 @@ async fn dispatch(ctx: &Context, cli: &Cli) -> anyhow::Result<ExitStatus> {
                 count,
                 format,
             } => schedule_explain::run(ctx, name, at.as_deref(), *count, *format, &mut out),
+            ScheduleCommand::Run { format } => schedule_run::run(ctx, *format, &mut out).await,
             ScheduleCommand::Simulate { from, to, format } => {
                 schedule_simulate::run(ctx, from.as_deref(), to, *format, &mut out)
             }

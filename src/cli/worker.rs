@@ -73,10 +73,14 @@ pub async fn run(ctx: &Context, args: &WorkerArgs) -> anyhow::Result<ExitStatus>
             backoff: args.backoff,
         },
         max_time: (args.max_time > 0).then(|| Duration::from_secs(args.max_time)),
-        max_jobs: (args.max_jobs > 0).then_some(args.max_jobs),
+        max_jobs: if args.once {
+            Some(1)
+        } else {
+            (args.max_jobs > 0).then_some(args.max_jobs)
+        },
         memory_mb: (args.memory > 0).then_some(args.memory),
         concurrency: args.concurrency,
-        stop_when_empty: args.stop_when_empty,
+        stop_when_empty: args.stop_when_empty || args.once,
     };
     let summary = worker::run(rt, opts, stop).await?;
     tracing::info!(

@@ -117,6 +117,53 @@ pub async fn run(
     run_reloadable(schedules, rt, stop, progress, DEFAULT_LEASE, from).await
 }
 
+/// One pass over the occurrences in `[from, to)`, as Laravel's `schedule:run` makes for the
+/// current minute: each is claimed through the same exactly-once row as the daemon's, run by
+/// whichever process wins it, and waited for; one due later than now waits until it is due
+/// (and its jitter). Returns every occurrence with the run this process claimed, or `None`
+/// when another process (or an earlier pass) had it.
+pub async fn run_window(
+    schedule: &Schedule,
+    rt: &Runtime,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    lease: Duration,
+    stop: StopHandle,
+) -> Vec<(String, DateTime<Utc>, Option<i64>)> {
+    let firing = Firing {
+        runner: runner_name(),
+        lease: lease.max(rt.clock.simulated_span(MIN_REAL_LEASE)),
+        stop,
+        backlog: Arc::new(Backlog::default()),
+        live: Arc::new(Mutex::new(HashSet::new())),
+    };
+    let entries: Vec<&Entry> = schedule.enabled().collect();
+    let mut runs = JoinSet::new();
+    for (i, o) in merged(&entries, from, to) {
+        let (rt, entry, firing) = (rt.clone(), entries[i].clone(), firing.clone());
+        let fire_at = o.fire_at(&entry);
+        runs.spawn(async move {
+            let (name, due) = (entry.name.clone(), o.due);
+            if fire_at > rt.clock.now() {
+                tokio::select! {
+                    _ = rt.clock.sleep_until(fire_at) => {}
+                    _ = firing.stop.stopped() => return (name, due, None),
+                }
+            }
+            (name, due, fire(rt, entry, due, 1, firing).await)
+        });
+    }
+    let mut ran = Vec::new();
+    while let Some(done) = runs.join_next().await {
+        match done {
+            Ok(r) => ran.push(r),
+            Err(e) => tracing::error!(error = %e, "a scheduled run panicked"),
+        }
+    }
+    ran.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    ran
+}
+
 /// Occurrences this process could not claim because the database was away, per entry. When
 /// the database answers again they are claimed or recorded `missed` under the entry's
 /// catch-up policy, exactly as after a restart: none is lost without a row.
@@ -311,7 +358,7 @@ pub async fn run_reloadable(
                     // instant plus its jitter), on the process's clock.
                     let late = (rt.clock.now() - fire_at).num_microseconds().unwrap_or(0);
                     rt.metrics.scheduler_lag.observe(late.max(0) as f64 / 1e6);
-                    fire(rt, entry, due, 1, firing).await;
+                    let _ = fire(rt, entry, due, 1, firing).await;
                 });
             }
             cursor = first.due + TimeDelta::milliseconds(1);
@@ -536,7 +583,7 @@ async fn settle_missed(
         let (rt, entry, firing) = (rt.clone(), entry.clone(), firing.clone());
         spawn_detached(progress, async move {
             for due in plan.run {
-                fire(rt.clone(), entry.clone(), due, 1, firing.clone()).await;
+                let _ = fire(rt.clone(), entry.clone(), due, 1, firing.clone()).await;
             }
         });
     }
@@ -651,7 +698,7 @@ async fn reap_once(
         tracing::info!(entry = %name, due = %crate::rfc3339::utc(due), attempt = attempt + 1, policy = ?entry.catch_up, "running the abandoned occurrence again");
         let (rt, entry, firing) = (rt.clone(), entry.clone(), firing.clone());
         spawn_detached(progress, async move {
-            fire(rt, entry, due, attempt + 1, firing).await;
+            let _ = fire(rt, entry, due, attempt + 1, firing).await;
         });
     }
     Ok(())
@@ -800,8 +847,15 @@ async fn wait_in_buffer(rt: &Runtime, entry: &str, id: i64, firing: &Firing) -> 
 }
 
 /// Claims one occurrence (run number `attempt` of it) and, if this process won it, runs it
-/// and records the outcome. While the database is away the occurrence goes to the backlog.
-async fn fire(rt: Runtime, entry: Entry, due: DateTime<Utc>, attempt: i64, firing: Firing) {
+/// and records the outcome, returning the run's id. While the database is away the
+/// occurrence goes to the backlog.
+async fn fire(
+    rt: Runtime,
+    entry: Entry,
+    due: DateTime<Utc>,
+    attempt: i64,
+    firing: Firing,
+) -> Option<i64> {
     let claim = Claim {
         entry: &entry.name,
         task: &entry.task,
@@ -811,7 +865,7 @@ async fn fire(rt: Runtime, entry: Entry, due: DateTime<Utc>, attempt: i64, firin
     };
     if attempt == 1 && rt.outages.is_down(Dependency::Database) {
         firing.backlog.push(&entry, due);
-        return;
+        return None;
     }
     let claimed = schedule_runs::claim_attempt(&rt.db, &claim, attempt, rt.clock.now()).await;
     let id = match claimed {
@@ -819,7 +873,7 @@ async fn fire(rt: Runtime, entry: Entry, due: DateTime<Utc>, attempt: i64, firin
             rt.outages.came_back(Dependency::Database);
             id
         }
-        Ok(None) => return,
+        Ok(None) => return None,
         Err(e) => {
             match e.kind() {
                 ErrorKind::Unavailable(dep) if attempt == 1 => {
@@ -830,11 +884,12 @@ async fn fire(rt: Runtime, entry: Entry, due: DateTime<Utc>, attempt: i64, firin
                     tracing::error!(entry = %entry.name, due = %due, error = %e, "cannot claim occurrence; it is not run")
                 }
             }
-            return;
+            return None;
         }
     };
     run_claimed(&rt, &entry, due, id, &firing).await;
     firing.set_live(id, false);
+    Some(id)
 }
 
 async fn run_claimed(rt: &Runtime, entry: &Entry, due: DateTime<Utc>, id: i64, firing: &Firing) {

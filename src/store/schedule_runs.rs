@@ -3,7 +3,7 @@
 //! The claim is an insert against the unique key `(entry, due_at)`: of any number of
 //! schedulers racing for one occurrence, exactly one insert succeeds, on every database.
 
-use super::{Db, Result};
+use super::{Db, Result, Row};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -258,6 +258,26 @@ pub async fn tally(
     .collect()
 }
 
+/// The columns [`decode`] reads, in its order.
+const RUN_COLUMNS: &str =
+    "id, entry, task, due_at, manual, runner, started_at, finished_at, outcome, error, attempt";
+
+fn decode(r: &Row) -> Result<Run> {
+    Ok(Run {
+        id: r.try_get(0)?,
+        entry: r.try_get(1)?,
+        task: r.try_get(2)?,
+        due_at: ms(Some(r.try_get(3)?)).unwrap_or_default(),
+        manual: r.try_get::<i64>(4)? != 0,
+        runner: r.try_get(5)?,
+        started_at: ms(r.try_get(6)?),
+        finished_at: ms(r.try_get(7)?),
+        outcome: r.try_get(8)?,
+        error: r.try_get(9)?,
+        attempt: r.try_get(10)?,
+    })
+}
+
 /// The newest `limit` runs, of one entry or task if given.
 pub async fn history(db: &Db, name: Option<&str>, limit: i64) -> Result<Vec<Run>> {
     let filter = if name.is_some() {
@@ -266,27 +286,47 @@ pub async fn history(db: &Db, name: Option<&str>, limit: i64) -> Result<Vec<Run>
         ""
     };
     let mut query = db.query(format!(
-        "SELECT id, entry, task, due_at, manual, runner, started_at, finished_at, outcome, error, attempt \
-         FROM schedule_runs {filter} ORDER BY due_at DESC, id DESC LIMIT ?"
+        "SELECT {RUN_COLUMNS} FROM schedule_runs {filter} ORDER BY due_at DESC, id DESC LIMIT ?"
     ));
     if let Some(n) = name {
         query = query.bind(n).bind(n);
     }
-    let mut rows = Vec::new();
-    for r in query.bind(limit).fetch_all(db).await? {
-        rows.push(Run {
-            id: r.try_get(0)?,
-            entry: r.try_get(1)?,
-            task: r.try_get(2)?,
-            due_at: ms(Some(r.try_get(3)?)).unwrap_or_default(),
-            manual: r.try_get::<i64>(4)? != 0,
-            runner: r.try_get(5)?,
-            started_at: ms(r.try_get(6)?),
-            finished_at: ms(r.try_get(7)?),
-            outcome: r.try_get(8)?,
-            error: r.try_get(9)?,
-            attempt: r.try_get(10)?,
-        });
+    query
+        .bind(limit)
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(decode)
+        .collect()
+}
+
+/// One run by id.
+pub async fn find(db: &Db, id: i64) -> Result<Option<Run>> {
+    db.query(format!(
+        "SELECT {RUN_COLUMNS} FROM schedule_runs WHERE id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .as_ref()
+    .map(decode)
+    .transpose()
+}
+
+/// The newest scheduled (not manual) run of each entry in `entries`.
+pub async fn latest_of(db: &Db, entries: &[String]) -> Result<Vec<Run>> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(rows)
+    db.query(format!(
+        "SELECT {RUN_COLUMNS} FROM schedule_runs r WHERE manual = 0 AND entry IN ({}) \
+         AND id = (SELECT MAX(id) FROM schedule_runs WHERE manual = 0 AND entry = r.entry)",
+        super::in_list(entries.len())
+    ))
+    .bind_all(entries.iter().map(String::as_str))
+    .fetch_all(db)
+    .await?
+    .iter()
+    .map(decode)
+    .collect()
 }

@@ -14,6 +14,7 @@ mod cli_scheduler;
 mod cli_tasks;
 mod clock_discipline;
 mod http;
+mod laravel;
 mod layers;
 mod outages;
 mod planner_properties;
