@@ -13,6 +13,7 @@ mod cli_schedule;
 mod cli_scheduler;
 mod cli_tasks;
 mod clock_discipline;
+mod deploy;
 mod http;
 mod laravel;
 mod layers;
