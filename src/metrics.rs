@@ -55,10 +55,18 @@ pub struct Metrics {
     pub last_success: Family<Labels, Gauge<f64, AtomicU64>>,
     /// Entries whose last success is older than two of their periods; set when scraped.
     pub overdue_entries: Gauge,
+    /// Distinct schedule hashes among live schedulers; set when scraped.
+    pub schedule_hashes: Gauge,
+    /// Jobs the fleet finished in the last complete minute, by queue and outcome; set when
+    /// scraped.
+    pub jobs_per_minute: Family<Labels, Gauge>,
     /// Serialises scrapes (the gauges above are set, then read, as one).
     pub scrape: tokio::sync::Mutex<()>,
-    /// Jobs finished in this process by job name and outcome, for a rehearsal's summary.
-    tally: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
+    /// Jobs finished in this process by queue, job name and outcome, for a rehearsal's
+    /// summary and the worker's per-minute counts.
+    tally: std::sync::Mutex<std::collections::BTreeMap<(String, String, &'static str), u64>>,
+    /// The part of [`Metrics::queue_tally`] already handed out by [`Metrics::unflushed`].
+    flushed: std::sync::Mutex<std::collections::BTreeMap<String, (u64, u64)>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -157,9 +165,23 @@ impl Metrics {
             "Entries whose last success is older than two of their periods",
             overdue_entries.clone(),
         );
+        let schedule_hashes = Gauge::default();
+        registry.register(
+            "schedule_hashes",
+            "Distinct schedule file hashes among live schedulers (above 1: they disagree on what is due)",
+            schedule_hashes.clone(),
+        );
+        let jobs_per_minute = Family::<Labels, Gauge>::default();
+        registry.register(
+            "queue_jobs_per_minute",
+            "Jobs finished by the whole fleet in the last complete minute, by queue and outcome (processed, failed)",
+            jobs_per_minute.clone(),
+        );
         Self {
             registry,
             jobs,
+            schedule_hashes,
+            jobs_per_minute,
             job_seconds,
             scheduler_lag,
             http_requests,
@@ -175,13 +197,30 @@ impl Metrics {
             overdue_entries,
             scrape: tokio::sync::Mutex::new(()),
             tally: Default::default(),
+            flushed: Default::default(),
         }
     }
 
-    /// Jobs finished in this process: (job name, outcome) and how many.
-    pub fn job_tally(&self) -> Vec<((String, &'static str), u64)> {
+    /// Jobs finished in this process: (queue, job name, outcome) and how many.
+    pub fn job_tally(&self) -> Vec<((String, String, &'static str), u64)> {
         let tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
         tally.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// Jobs finished in this process per queue: (processed, failed), where processed counts
+    /// jobs that left the queue done (succeeded or skipped) and failed those moved to
+    /// `failed_jobs`.
+    pub fn queue_tally(&self) -> std::collections::BTreeMap<String, (u64, u64)> {
+        let mut out = std::collections::BTreeMap::<String, (u64, u64)>::new();
+        for ((queue, _, outcome), n) in self.job_tally() {
+            let row = out.entry(queue).or_default();
+            match outcome {
+                "succeeded" | "skipped" => row.0 += n,
+                "failed" => row.1 += n,
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Counts one finished job.
@@ -190,7 +229,7 @@ impl Metrics {
             .tally
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry((job.to_string(), outcome))
+            .entry((queue.to_string(), job.to_string(), outcome))
             .or_default() += 1;
         self.jobs
             .get_or_create(&vec![
@@ -205,6 +244,23 @@ impl Metrics {
                 ("job", job.to_string()),
             ])
             .observe(seconds);
+    }
+
+    /// What [`Metrics::queue_tally`] gained since the last call, per queue: (processed,
+    /// failed). Each finished job is handed out once, however many workers of this process
+    /// ask.
+    pub fn unflushed(&self) -> Vec<(String, u64, u64)> {
+        let now = self.queue_tally();
+        let mut flushed = self.flushed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut gained = Vec::new();
+        for (queue, (p, f)) in &now {
+            let (p0, f0) = flushed.get(queue).copied().unwrap_or_default();
+            if *p > p0 || *f > f0 {
+                gained.push((queue.clone(), p - p0, f - f0));
+            }
+        }
+        *flushed = now;
+        gained
     }
 
     /// Everything, in Prometheus' text format.

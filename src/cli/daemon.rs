@@ -233,7 +233,7 @@ pub async fn rehearsal_summary(
         &rows,
     )?;
     let mut jobs: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
-    for ((name, outcome), n) in rt.metrics.job_tally() {
+    for ((_, name, outcome), n) in rt.metrics.job_tally() {
         let row = jobs.entry(name).or_default();
         match outcome {
             "failed" => row.1 += n,

@@ -14,7 +14,7 @@ use super::AppState;
 use crate::clock::Stopwatch;
 use crate::outage::Write;
 use crate::schedule::health::{self, State as Health};
-use crate::store::{failed_jobs, heartbeats, outbox, schedule_runs};
+use crate::store::{failed_jobs, heartbeats, outbox, queue_minutes, schedule_runs};
 
 /// How long queried figures are reused.
 const FRESH_FOR: Duration = Duration::from_secs(5);
@@ -108,8 +108,28 @@ async fn refresh(state: &AppState) -> crate::queue::Result<()> {
         .set(oldest.map_or(0, |t| (now - t).num_seconds().max(0)));
     m.live_workers
         .set(heartbeats::alive(&rt.db, now).await?.len() as i64);
-    m.live_schedulers
-        .set(heartbeats::alive_schedulers(&rt.db, now).await?.len() as i64);
+    let schedulers = heartbeats::alive_schedulers(&rt.db, now).await?;
+    m.live_schedulers.set(schedulers.len() as i64);
+    let hashes: std::collections::BTreeSet<&str> = schedulers
+        .iter()
+        .map(|s| s.schedule_hash.as_str())
+        .collect();
+    m.schedule_hashes.set(hashes.len() as i64);
+    let last_minute = queue_minutes::minute_of(now) - 1;
+    m.jobs_per_minute.clear();
+    for ((minute, queue), c) in queue_minutes::since(&rt.db, last_minute).await? {
+        if minute != last_minute {
+            continue;
+        }
+        for (outcome, n) in [("processed", c.processed), ("failed", c.failed)] {
+            m.jobs_per_minute
+                .get_or_create(&vec![
+                    ("queue", queue.clone()),
+                    ("outcome", outcome.to_string()),
+                ])
+                .set(n);
+        }
+    }
     if let Some(schedule) = &state.schedule {
         let mut overdue = 0;
         for entry in schedule.enabled() {

@@ -17,6 +17,7 @@ use super::{QueueError, Runtime};
 use crate::outage::{Backoff, Classify, Dependency, ErrorKind, Write};
 use crate::stop::{StopHandle, StopReason};
 use crate::store::heartbeats::{self, Heartbeat};
+use crate::store::queue_minutes;
 
 /// `conecta worker` flags (Laravel's meanings).
 #[derive(Debug, Clone)]
@@ -190,10 +191,11 @@ pub async fn run(
         async move {
             let mut tick = tokio::time::interval(Duration::from_millis(500));
             let mut n: u64 = 0;
+            let mut minutes = queue_minutes::Minutes::new();
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
-                    _ = stop.stopped() => return,
+                    _ = stop.stopped() => return minutes,
                 }
                 n += 1;
                 let now = rt.clock.now();
@@ -234,6 +236,7 @@ pub async fn run(
                     }
                     rt.outages
                         .observe(Dependency::Database, "write the worker heartbeat", &wrote);
+                    count_minutes(&rt, &mut minutes, &id).await;
                     if n % 600 == 4 {
                         crate::store::skew::check(&rt.db, n == 4).await;
                     }
@@ -264,9 +267,14 @@ pub async fn run(
     if let Err(e) = acker.await {
         tracing::error!(error = %e, "the worker's acknowledgement task panicked");
     }
-    if let Err(e) = housekeeping.await {
-        tracing::error!(error = %e, "the worker's heartbeat task panicked");
-    }
+    let mut minutes = match housekeeping.await {
+        Ok(minutes) => minutes,
+        Err(e) => {
+            tracing::error!(error = %e, "the worker's heartbeat task panicked");
+            queue_minutes::Minutes::new()
+        }
+    };
+    count_minutes(&rt, &mut minutes, &id).await;
     let done = processed.load(Ordering::SeqCst);
     if let Err(e) = heartbeats::beat(&rt.db, &beat("stopped", rt.clock.now(), done)).await {
         rt.outages.write_failed(
@@ -421,6 +429,30 @@ async fn slot(
         }
     }
     Ok(())
+}
+
+/// Adds the jobs this process finished since the last call to the fleet's per-minute counts
+/// (`queue_minutes`), in the current minute. Counts that cannot be written stay in `minutes`
+/// for the next heartbeat.
+async fn count_minutes(rt: &Runtime, minutes: &mut queue_minutes::Minutes, worker: &str) {
+    let minute = queue_minutes::minute_of(rt.clock.now());
+    for (queue, processed, failed) in rt.metrics.unflushed() {
+        let c = minutes.entry((minute, queue)).or_default();
+        c.processed += processed as i64;
+        c.failed += failed as i64;
+    }
+    if minutes.is_empty() {
+        return;
+    }
+    match queue_minutes::add(&rt.db, minutes).await {
+        Ok(()) => minutes.clear(),
+        Err(e) => rt.outages.write_failed(
+            Write::Heartbeat,
+            worker,
+            "add the per-minute job counts; they are kept for the next heartbeat",
+            &e,
+        ),
+    }
 }
 
 /// How many succeeded jobs may wait for the acknowledgement task before slots wait for it.

@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod payments;
 pub mod products;
 pub mod prune;
+pub mod queue_minutes;
 pub mod sales;
 pub mod schedule_leases;
 pub mod schedule_runs;

@@ -17,18 +17,22 @@ pub enum Target {
     Batches,
     /// Finished schedule runs, by their occurrence.
     ScheduleRuns,
+    /// Per-minute job counts, by their minute.
+    QueueMinutes,
 }
 
 /// Every target, in the order `model:prune` runs them.
-pub const ALL: [Target; 4] = [
+pub const ALL: [Target; 5] = [
     Target::Outbox,
     Target::FailedJobs,
     Target::Batches,
     Target::ScheduleRuns,
+    Target::QueueMinutes,
 ];
 
 enum Bound {
     Seconds(i64),
+    Minutes(i64),
     Millis(i64),
     Timestamp(NaiveDateTime),
 }
@@ -41,6 +45,7 @@ impl Target {
             Target::FailedJobs => "failed_jobs",
             Target::Batches => "job_batches",
             Target::ScheduleRuns => "schedule_runs",
+            Target::QueueMinutes => "queue_minutes",
         }
     }
 
@@ -50,6 +55,7 @@ impl Target {
             Target::FailedJobs => "failed_at < ?",
             Target::Batches => "COALESCE(finished_at, cancelled_at) < ?",
             Target::ScheduleRuns => "finished_at IS NOT NULL AND due_at < ?",
+            Target::QueueMinutes => "minute < ?",
         }
     }
 
@@ -57,6 +63,7 @@ impl Target {
         match self {
             Target::Outbox | Target::Batches => Bound::Seconds(before.timestamp()),
             Target::ScheduleRuns => Bound::Millis(before.timestamp_millis()),
+            Target::QueueMinutes => Bound::Minutes(super::queue_minutes::minute_of(before)),
             Target::FailedJobs => Bound::Timestamp(
                 before
                     .naive_utc()
@@ -70,7 +77,7 @@ impl Target {
 impl Bound {
     fn bind(self, query: Query<'_>) -> Query<'_> {
         match self {
-            Bound::Seconds(v) | Bound::Millis(v) => query.bind(v),
+            Bound::Seconds(v) | Bound::Minutes(v) | Bound::Millis(v) => query.bind(v),
             Bound::Timestamp(v) => query.bind(v),
         }
     }

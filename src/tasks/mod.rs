@@ -425,8 +425,9 @@ pub const CATALOG: &[TaskDef] = &[
             arg_or("failed_jobs_days", ArgKind::Integer, "30"),
             arg_or("batches_days", ArgKind::Integer, "7"),
             arg_or("schedule_runs_days", ArgKind::Integer, "30"),
+            arg_or("queue_minutes_days", ArgKind::Integer, "7"),
         ],
-        summary: "prune processed outbox rows, old failed jobs, batches and runs",
+        summary: "prune processed outbox rows, old failed jobs, batches, runs and per-minute job counts",
         ..TASK
     },
     TaskDef {

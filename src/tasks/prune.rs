@@ -1,5 +1,5 @@
 //! `model:prune` (daily at 04:00): deletes processed outbox rows, old failed jobs, finished
-//! batches and old schedule runs, each past its retention (days, configurable per run), in
+//! batches, old schedule runs and per-minute job counts, each past its retention (days, configurable per run), in
 //! chunks so no statement holds locks for long.
 
 use chrono::TimeDelta;
@@ -27,6 +27,9 @@ pub struct Args {
     /// Finished schedule runs (default 30).
     #[serde(default)]
     pub schedule_runs_days: Option<i64>,
+    /// Per-minute job counts of the dashboard and /metrics (default 7).
+    #[serde(default)]
+    pub queue_minutes_days: Option<i64>,
 }
 
 impl Args {
@@ -37,6 +40,7 @@ impl Args {
             prune::Target::FailedJobs => self.failed_jobs_days.unwrap_or(30),
             prune::Target::Batches => self.batches_days.unwrap_or(7),
             prune::Target::ScheduleRuns => self.schedule_runs_days.unwrap_or(30),
+            prune::Target::QueueMinutes => self.queue_minutes_days.unwrap_or(7),
         }
     }
 }

@@ -12,7 +12,7 @@ use conecta::queue::runtime::{Defaults, Outcome};
 use conecta::queue::worker::{self, WorkerOptions};
 use conecta::queue::{Enqueued, NewJob, UniqueUntil};
 use conecta::stop::{StopHandle, StopReason};
-use conecta::store::{batches, failed_jobs};
+use conecta::store::{batches, failed_jobs, queue_minutes};
 use serde_json::json;
 
 fn q(names: &[&str]) -> Vec<String> {
@@ -728,7 +728,56 @@ mod database_processes {
     on_backend!(mysql: put_back_below_floor);
 }
 
+/// The fleet's per-minute counts (`queue_minutes`, the dashboard's chart) hold what the
+/// worker finished, by queue: succeeded as processed, failed for good as failed.
+async fn finished_jobs_are_counted_per_queue_and_minute(h: Harness) {
+    if h.name == "memory" {
+        // The sync connection runs jobs at dispatch; there is no worker to count them.
+        h.finish().await;
+        return;
+    }
+    let jobs: Vec<NewJob> = (0..7).map(record).collect();
+    h.rt.dispatch_bulk(jobs).await.unwrap();
+    for n in 0..3 {
+        h.rt.dispatch(NewJob::new("test:fail", json!({ "n": n })).on("high"))
+            .await
+            .unwrap();
+    }
+    drain(&h, 2, &["high", "default"]).await;
+    let minute = queue_minutes::minute_of(h.now());
+    let rows = queue_minutes::since(&h.db, minute - 1).await.unwrap();
+    let of = |queue: &str| {
+        rows.get(&(minute, queue.to_string()))
+            .copied()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        (of("default").processed, of("default").failed),
+        (7, 0),
+        "[{}] {rows:?}",
+        h.name
+    );
+    assert_eq!(
+        (of("high").processed, of("high").failed),
+        (0, 3),
+        "[{}] {rows:?}",
+        h.name
+    );
+    // A second worker in the same process adds only what it finished itself.
+    h.rt.dispatch(record(99)).await.unwrap();
+    drain(&h, 1, &["default"]).await;
+    let rows = queue_minutes::since(&h.db, minute).await.unwrap();
+    assert_eq!(
+        rows[&(minute, "default".to_string())].processed,
+        8,
+        "[{}]",
+        h.name
+    );
+    h.finish().await;
+}
+
 conformance!(
+    finished_jobs_are_counted_per_queue_and_minute,
     every_job_runs_at_least_once,
     concurrent_reservers_never_share_a_job_and_lose_none,
     a_vanished_workers_job_is_delivered_again_after_retry_after,
