@@ -644,6 +644,7 @@ pub fn rewrite_aliases(args: Vec<String>) -> Vec<String> {
         "queue:work" | "queue:listen" => vec!["worker"],
         "migrate" => vec!["db", "migrate"],
         "schedule:work" => vec!["scheduler"],
+        "queue:monitor" => vec!["queue", "status"],
         other => match other.split_once(':') {
             Some((group, sub))
                 if ["schedule", "queue", "locks", "batch", "outbox", "db"].contains(&group) =>

@@ -17,6 +17,7 @@ mod deploy;
 mod http;
 mod laravel;
 mod layers;
+mod monitoring;
 mod outages;
 mod planner_properties;
 mod production_day;
