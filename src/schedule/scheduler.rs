@@ -120,8 +120,9 @@ pub async fn run(
 /// One pass over the occurrences in `[from, to)`, as Laravel's `schedule:run` makes for the
 /// current minute: each is claimed through the same exactly-once row as the daemon's, run by
 /// whichever process wins it, and waited for; one due later than now waits until it is due
-/// (and its jitter). Returns every occurrence with the run this process claimed, or `None`
-/// when another process (or an earlier pass) had it.
+/// (and its jitter). Entries run side by side, each entry's occurrences one after another
+/// in time order, as the daemon would have run them. Returns every occurrence with the run
+/// this process claimed, or `None` when another process (or an earlier pass) had it.
 pub async fn run_window(
     schedule: &Schedule,
     rt: &Runtime,
@@ -137,26 +138,34 @@ pub async fn run_window(
         backlog: Arc::new(Backlog::default()),
         live: Arc::new(Mutex::new(HashSet::new())),
     };
-    let entries: Vec<&Entry> = schedule.enabled().collect();
     let mut runs = JoinSet::new();
-    for (i, o) in merged(&entries, from, to) {
-        let (rt, entry, firing) = (rt.clone(), entries[i].clone(), firing.clone());
-        let fire_at = o.fire_at(&entry);
+    for entry in schedule.enabled() {
+        let dues: Vec<_> = super::occurrences(entry, from, to)
+            .map(|o| (o.due, o.fire_at(entry)))
+            .collect();
+        let (rt, entry, firing) = (rt.clone(), entry.clone(), firing.clone());
         runs.spawn(async move {
-            let (name, due) = (entry.name.clone(), o.due);
-            if fire_at > rt.clock.now() {
-                tokio::select! {
-                    _ = rt.clock.sleep_until(fire_at) => {}
-                    _ = firing.stop.stopped() => return (name, due, None),
+            let mut ran = Vec::new();
+            for (due, fire_at) in dues {
+                if fire_at > rt.clock.now() {
+                    tokio::select! {
+                        _ = rt.clock.sleep_until(fire_at) => {}
+                        _ = firing.stop.stopped() => {
+                            ran.push((entry.name.clone(), due, None));
+                            continue;
+                        }
+                    }
                 }
+                let id = fire(rt.clone(), entry.clone(), due, 1, firing.clone()).await;
+                ran.push((entry.name.clone(), due, id));
             }
-            (name, due, fire(rt, entry, due, 1, firing).await)
+            ran
         });
     }
     let mut ran = Vec::new();
     while let Some(done) = runs.join_next().await {
         match done {
-            Ok(r) => ran.push(r),
+            Ok(r) => ran.extend(r),
             Err(e) => tracing::error!(error = %e, "a scheduled run panicked"),
         }
     }

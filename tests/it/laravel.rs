@@ -161,7 +161,7 @@ fn failed_job_commands_in_laravel_spelling() {
         0
     );
     ok(d, &["queue:restart"]);
-    assert!(ok(d, &["queue:monitor"]).contains("default"));
+    assert!(ok(d, &["queue:monitor"]).contains("failed in the last hour: 0"));
 }
 
 const EVERY_MINUTE: &str = r#"

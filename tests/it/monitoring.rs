@@ -77,12 +77,10 @@ fn alert_exprs() -> Vec<(String, String)> {
         for rule in group["rules"].as_vec().expect("rules") {
             let name = rule["alert"].as_str().expect("alert name").to_string();
             let expr = rule["expr"].as_str().expect("expr").to_string();
-            for key in ["severity"] {
-                assert!(
-                    rule["labels"][key].as_str().is_some(),
-                    "{name}: labels.{key}"
-                );
-            }
+            assert!(
+                rule["labels"]["severity"].as_str().is_some(),
+                "{name}: labels.severity"
+            );
             for key in ["summary", "description", "runbook"] {
                 assert!(
                     rule["annotations"][key].as_str().is_some(),
