@@ -245,6 +245,8 @@ pub struct HttpConfig {
     pub webhook_tolerance: u64,
     /// `CONECTA_API_TOKEN`: the bearer token of `POST /api/dispatch`.
     pub api_token: Option<String>,
+    /// `CONECTA_UI_PASSWORD`: the dashboard's login password (else the API token opens it).
+    pub ui_password: Option<String>,
     /// `APP_URL`: the base of signed links (default `http://localhost`).
     pub app_url: String,
 }
@@ -261,6 +263,7 @@ impl std::fmt::Debug for HttpConfig {
             )
             .field("webhook_tolerance", &self.webhook_tolerance)
             .field("api_token", &self.api_token.as_ref().map(|_| "set"))
+            .field("ui_password", &self.ui_password.as_ref().map(|_| "set"))
             .field("app_url", &self.app_url)
             .finish()
     }
@@ -315,6 +318,7 @@ fn http_config(env: &Env) -> Result<HttpConfig, ConfigError> {
         webhook_secret: secret("PAYMENT_WEBHOOK_SECRET"),
         webhook_tolerance,
         api_token: secret("CONECTA_API_TOKEN"),
+        ui_password: secret("CONECTA_UI_PASSWORD"),
         app_url: env
             .get("APP_URL")
             .unwrap_or("http://localhost")

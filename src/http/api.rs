@@ -8,25 +8,11 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hmac::{Hmac, Mac};
 use serde_json::json;
-use sha2::Sha256;
 
-use super::{AppState, error, not_configured};
+use super::{AppState, error, not_configured, same_secret};
 use crate::queue::Enqueued;
 use crate::tasks::dispatch::{Request, Spelling};
-
-/// Whether `given` equals `expected`, in time that does not depend on where they differ:
-/// both are run through HMAC first and the digests compared with the `hmac` crate's check.
-fn same_secret(given: &str, expected: &str) -> bool {
-    let digest = |text: &str| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(b"conecta api token").expect("any key");
-        mac.update(text.as_bytes());
-        mac
-    };
-    let expected = digest(expected).finalize().into_bytes();
-    digest(given).verify_slice(&expected).is_ok()
-}
 
 pub(super) async fn dispatch(
     State(state): State<Arc<AppState>>,

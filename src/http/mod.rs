@@ -1,5 +1,6 @@
 //! The HTTP edge (`conecta serve`, and inside `conecta start`): payment webhooks, signed
-//! downloads, health and readiness, Prometheus metrics and the dispatch API, with axum.
+//! downloads, health and readiness, Prometheus metrics, the dispatch API and the dashboard
+//! (`/ui`), with axum.
 //!
 //! A route whose secret is not configured answers 503 and says which key to set; `serve`
 //! warns about each such route when it starts. Every request is counted by route and status
@@ -9,6 +10,7 @@
 mod api;
 mod downloads;
 mod scrape;
+mod ui;
 mod unsubscribe;
 pub mod webhooks;
 
@@ -73,6 +75,9 @@ pub fn disabled_routes(http: &HttpConfig) -> Vec<(&'static str, &'static str)> {
     if http.api_token.is_none() {
         off.push(("POST /api/dispatch", "CONECTA_API_TOKEN"));
     }
+    if http.api_token.is_none() && http.ui_password.is_none() {
+        off.push(("GET /ui", "CONECTA_UI_PASSWORD"));
+    }
     off
 }
 
@@ -89,6 +94,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/unsubscribe/{campaign}/{customer}",
             get(unsubscribe::unsubscribe).post(unsubscribe::unsubscribe),
         )
+        .merge(ui::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
 }
@@ -138,6 +144,20 @@ async fn count(State(state): State<Arc<AppState>>, request: Request, next: Next)
 /// A JSON error body: `{"error": message}`.
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Whether `given` equals `expected`, in time that does not depend on where they differ:
+/// both are run through HMAC first and the digests compared with the `hmac` crate's check.
+pub(crate) fn same_secret(given: &str, expected: &str) -> bool {
+    use hmac::Mac as _;
+    let digest = |text: &str| {
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(b"conecta api token").expect("any key");
+        mac.update(text.as_bytes());
+        mac
+    };
+    let expected = digest(expected).finalize().into_bytes();
+    digest(given).verify_slice(&expected).is_ok()
 }
 
 /// 503 for a route whose `key` is not set, with a log line.

@@ -509,6 +509,7 @@ async fn a_campaign_mails_each_opted_in_recipient_once_and_honours_unsubscribes(
         webhook_secret: None,
         webhook_tolerance: 300,
         api_token: None,
+        ui_password: None,
         app_url: "https://app.test".into(),
     };
     let stop = conecta::stop::StopHandle::default();

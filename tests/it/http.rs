@@ -26,6 +26,7 @@ fn config() -> HttpConfig {
         webhook_secret: Some(SECRET.into()),
         webhook_tolerance: 300,
         api_token: Some(TOKEN.into()),
+        ui_password: None,
         app_url: "http://localhost".into(),
     }
 }

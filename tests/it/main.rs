@@ -26,4 +26,5 @@ mod scheduler;
 mod scheduler_replicas;
 mod tasks;
 mod time_semantics;
+mod ui;
 mod worker_processes;

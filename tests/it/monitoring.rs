@@ -165,6 +165,7 @@ async fn every_metric_the_dashboard_and_alerts_name_is_exported() {
         webhook_secret: Some("whsec_test".into()),
         webhook_tolerance: 300,
         api_token: None,
+        ui_password: None,
         app_url: "http://localhost".into(),
     };
     let state = Arc::new(AppState::new(h.rt.clone(), http, None));
