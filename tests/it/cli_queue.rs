@@ -1,34 +1,12 @@
 //! The queue commands as a user runs them, on the embedded default (SQLite + database queue)
 //! in a temp dir: dispatch, worker, failed/retry/forget/flush, locks, status, batches.
 
-use assert_cmd::Command;
 use std::path::Path;
 
-fn conecta(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("conecta").unwrap();
-    cmd.current_dir(dir);
-    for var in [
-        "QUEUE_CONNECTION",
-        "DATABASE_URL",
-        "DB_CONNECTION",
-        "REDIS_URL",
-        "CONECTA_NOW",
-        "CONECTA_SPEED",
-        "QUEUE_RETRY_AFTER",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
+use crate::support::{conecta_in as conecta, conecta_ok};
 
 fn stdout(dir: &Path, args: &[&str]) -> String {
-    let out = conecta(dir).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    conecta_ok(dir, args)
 }
 
 #[test]
@@ -134,10 +112,7 @@ fn dispatch_work_fail_retry_forget_flush() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 
-    conecta(d)
-        .args(["worker", "--stop-when-empty", "--sleep", "0"])
-        .assert()
-        .success();
+    stdout(d, &["worker", "--stop-when-empty", "--sleep", "0"]);
     assert!(stdout(d, &["queue", "flush"]).contains("flushed 1 failed job"));
     assert!(stdout(d, &["queue", "failed"]).contains("No failed jobs."));
 }

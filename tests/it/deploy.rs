@@ -9,18 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{skip, wait_until};
+use crate::support::{CONECTA_ENV, conecta_ok, free_port, have, skip, wait_until};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// The deploy files' production paths, rewritten to this test's folder and binary.
@@ -28,19 +20,6 @@ fn localise(text: &str, dir: &Path) -> String {
     text.replace("/usr/local/bin/conecta", env!("CARGO_BIN_EXE_conecta"))
         .replace("/srv/conecta", &dir.display().to_string())
 }
-
-const CLEAN_ENV: &[&str] = &[
-    "QUEUE_CONNECTION",
-    "DATABASE_URL",
-    "DB_CONNECTION",
-    "REDIS_URL",
-    "CONECTA_NOW",
-    "CONECTA_SPEED",
-    "CONECTA_SCHEDULE",
-    "CONECTA_HTTP_ADDR",
-    "QUEUE_RETRY_AFTER",
-    "RUST_LOG",
-];
 
 struct Site {
     dir: tempfile::TempDir,
@@ -53,17 +32,7 @@ impl Site {
     }
 
     fn conecta(&self, args: &[&str]) -> String {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_conecta"));
-        for var in CLEAN_ENV {
-            cmd.env_remove(var);
-        }
-        let out = cmd.current_dir(self.path()).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        conecta_ok(self.path(), args)
     }
 
     fn ctl(&self, args: &[&str]) -> String {
@@ -130,14 +99,6 @@ const PROGRAMS: [&str; 5] = [
     "conecta:conecta-worker_01",
 ];
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn http_get(port: u16, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
@@ -191,7 +152,7 @@ fn start_site() -> Option<Site> {
     )
     .unwrap();
     let mut cmd = Command::new("supervisord");
-    for var in CLEAN_ENV {
+    for var in CONECTA_ENV {
         cmd.env_remove(var);
     }
     let supervisord = cmd
@@ -377,7 +338,7 @@ fn env_example_names_every_key_and_loads() {
     for key in ["LOG_FORMAT", "CONECTA_UI_PASSWORD"] {
         assert!(example.contains(&format!("\n{key}=")), "{key}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_conecta"))
+    let out = crate::support::conecta_in(repo())
         .arg("--env-file")
         .arg(repo().join("deploy/.env.example"))
         .args(["tasks", "list", "--format", "json"])

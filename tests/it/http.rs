@@ -3,7 +3,6 @@
 //! metrics.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use chrono::TimeDelta;
 use conecta::config::HttpConfig;
@@ -34,18 +33,11 @@ fn config() -> HttpConfig {
 /// A server for `h` on a port of its own; its base URL and the handle that stops it.
 async fn serve(h: &Harness, http: HttpConfig, exports: Option<PathBuf>) -> (String, StopHandle) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let mut state = AppState::new(h.rt.clone(), http, None);
     if let Some(dir) = exports {
         state.exports = dir;
     }
-    let stop = StopHandle::default();
-    tokio::spawn(conecta::http::serve(
-        listener,
-        Arc::new(state),
-        stop.clone(),
-    ));
-    (base, stop)
+    crate::support::serve(listener, state).await
 }
 
 fn event(id: &str, kind: &str, order: i64, amount: i64) -> String {
@@ -123,15 +115,7 @@ fn sample(samples: &[(String, f64)], series: &str) -> f64 {
 }
 
 async fn metrics(client: &reqwest::Client, base: &str) -> Vec<(String, f64)> {
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    parse_metrics(&text)
+    parse_metrics(&crate::support::get_text(client, base, "/metrics").await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,37 +3,11 @@
 //! `schedule:run` called by cron every minute (several at once never run an occurrence twice).
 
 use std::path::Path;
+use std::time::Duration;
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-fn conecta(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("conecta").unwrap();
-    cmd.current_dir(dir);
-    for var in [
-        "QUEUE_CONNECTION",
-        "DATABASE_URL",
-        "DB_CONNECTION",
-        "REDIS_URL",
-        "CONECTA_NOW",
-        "CONECTA_SPEED",
-        "CONECTA_SCHEDULE",
-        "QUEUE_RETRY_AFTER",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = conecta(dir).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use crate::support::{conecta_in as conecta, conecta_ok as ok, output_within};
 
 fn json(dir: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&ok(dir, args)).unwrap()
@@ -58,21 +32,21 @@ fn queue_work_takes_a_positional_connection_and_both_flag_spellings() {
     }
     // QUEUE_CONNECTION says redis, on a port where nothing listens; the positional
     // `database` is what the worker drains, or it would wait for Redis forever.
-    let out = conecta(d)
-        .env("QUEUE_CONNECTION", "redis")
-        .env("REDIS_URL", "redis://127.0.0.1:1/0")
-        .args([
-            "queue:work",
-            "database",
-            "--queue=high,default",
-            "--sleep=0",
-            "--tries",
-            "5",
-            "--once",
-        ])
-        .timeout(std::time::Duration::from_secs(30))
-        .output()
-        .unwrap();
+    let out = output_within(
+        conecta(d)
+            .env("QUEUE_CONNECTION", "redis")
+            .env("REDIS_URL", "redis://127.0.0.1:1/0")
+            .args([
+                "queue:work",
+                "database",
+                "--queue=high,default",
+                "--sleep=0",
+                "--tries",
+                "5",
+                "--once",
+            ]),
+        Duration::from_secs(30),
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -169,10 +143,13 @@ const EVERY_MINUTE: &str = r#"
 name = "diagnostics:noop"
 cron = "* * * * *"
 
+# Three processes may each claim one of its occurrences at the same instant; with the
+# default overlap = "skip" the later ones would be recorded as skipped, as they should.
 [[task]]
 name = "fast"
 task = "diagnostics:noop"
 every = "20s"
+overlap = "allow"
 
 [[task]]
 name = "hourly"
@@ -190,10 +167,7 @@ fn schedule_run_fires_the_current_minute_once_however_many_crons_call_it() {
     let at = "2026-12-01T10:00:45Z";
     let racers: Vec<_> = (0..3)
         .map(|_| {
-            std::process::Command::new(assert_cmd::cargo::cargo_bin("conecta"))
-                .current_dir(d)
-                .env_remove("DATABASE_URL")
-                .env_remove("QUEUE_CONNECTION")
+            conecta(d)
                 .args(["--schedule", "s.toml", "--now", at])
                 .args(["schedule:run", "--format=json"])
                 .stdout(std::process::Stdio::piped())

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
 
 use chrono::TimeDelta;
 use conecta::config::HttpConfig;
@@ -158,19 +157,12 @@ async fn every_metric_the_dashboard_and_alerts_name_is_exported() {
     h.clock.advance(TimeDelta::seconds(60));
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let http = HttpConfig {
-        addr: listener.local_addr().unwrap(),
-        app_key: None,
         webhook_secret: Some("whsec_test".into()),
-        webhook_tolerance: 300,
-        api_token: None,
-        ui_password: None,
-        app_url: "http://localhost".into(),
+        ..crate::support::http_config(listener.local_addr().unwrap())
     };
-    let state = Arc::new(AppState::new(h.rt.clone(), http, None));
-    let stop = StopHandle::default();
-    tokio::spawn(conecta::http::serve(listener, state, stop.clone()));
+    let (base, stop) =
+        crate::support::serve(listener, AppState::new(h.rt.clone(), http, None)).await;
     let client = reqwest::Client::new();
     // A forged webhook, so the rejection counter has a sample too.
     let forged = client
@@ -181,14 +173,7 @@ async fn every_metric_the_dashboard_and_alerts_name_is_exported() {
         .await
         .unwrap();
     assert_eq!(forged.status().as_u16(), 401);
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::support::get_text(&client, &base, "/metrics").await;
     stop.stop(conecta::stop::StopReason::Signal);
 
     assert!(

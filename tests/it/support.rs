@@ -137,6 +137,125 @@ pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     panic!("timed out after {limit:?} waiting for: {what}");
 }
 
+/// Whether `tool` is on the PATH.
+pub fn have(tool: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Variables of the test's own environment that would change what a `conecta` process
+/// reads; [`conecta_in`] removes them, so a test's process sees only what the test sets.
+pub const CONECTA_ENV: &[&str] = &[
+    "QUEUE_CONNECTION",
+    "DATABASE_URL",
+    "DB_CONNECTION",
+    "REDIS_URL",
+    "CONECTA_NOW",
+    "CONECTA_SPEED",
+    "CONECTA_SCHEDULE",
+    "CONECTA_HTTP_ADDR",
+    "CONECTA_API_TOKEN",
+    "CONECTA_UI_PASSWORD",
+    "QUEUE_RETRY_AFTER",
+    "RUST_LOG",
+];
+
+/// The `conecta` binary, run in `dir` with a clean environment (see [`CONECTA_ENV`]).
+pub fn conecta_in(dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_conecta"));
+    cmd.current_dir(dir);
+    for var in CONECTA_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Runs `conecta ARGS` in `dir` and returns its stdout; fails the test, with its stderr, when
+/// it does not exit 0.
+pub fn conecta_ok(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = conecta_in(dir).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `cmd` to its end, killing it and failing the test when it takes longer than `limit`.
+pub fn output_within(cmd: &mut std::process::Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{cmd:?} still ran after {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The HTTP settings of a test server: every secret off but those the test sets after.
+pub fn http_config(addr: std::net::SocketAddr) -> conecta::config::HttpConfig {
+    conecta::config::HttpConfig {
+        addr,
+        app_key: None,
+        webhook_secret: None,
+        webhook_tolerance: 300,
+        api_token: None,
+        ui_password: None,
+        app_url: "http://localhost".into(),
+    }
+}
+
+/// Serves `state` on a port of its own; its base URL and the handle that stops it.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: conecta::http::AppState,
+) -> (String, StopHandle) {
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = StopHandle::default();
+    tokio::spawn(conecta::http::serve(
+        listener,
+        Arc::new(state),
+        stop.clone(),
+    ));
+    (base, stop)
+}
+
+/// The body of `GET {base}{path}`.
+pub async fn get_text(client: &reqwest::Client, base: &str, path: &str) -> String {
+    client
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn registry(rec: &Recorder) -> Registry {
     let mut r = conecta::tasks::registry();
     let seen = rec.seen.clone();

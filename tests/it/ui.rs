@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
@@ -16,54 +15,11 @@ use conecta::stop::StopHandle;
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::support::{skip, wait_until};
+use crate::support::{
+    conecta_in as conecta, conecta_ok as ok, free_port, have, http_config, skip, wait_until,
+};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn conecta(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_conecta"));
-    cmd.current_dir(dir);
-    for var in [
-        "QUEUE_CONNECTION",
-        "DATABASE_URL",
-        "DB_CONNECTION",
-        "REDIS_URL",
-        "CONECTA_NOW",
-        "CONECTA_SPEED",
-        "CONECTA_SCHEDULE",
-        "CONECTA_API_TOKEN",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = conecta(dir).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// Kills its process when the test ends, however it ends.
 struct Killed(Child);
@@ -209,7 +165,12 @@ async fn in_chromium_a_user_logs_in_and_retries_a_failed_job() {
         .click()
         .await
         .unwrap();
-    let error = browser.find(Locator::Id("login-error")).await.unwrap();
+    // A click that submits a form returns before the next page is in: wait for it.
+    let error = browser
+        .wait()
+        .for_element(Locator::Id("login-error"))
+        .await
+        .unwrap();
     assert_eq!(error.text().await.unwrap(), "Wrong password.");
     shot("01-login-refused.png").await;
     browser
@@ -226,8 +187,12 @@ async fn in_chromium_a_user_logs_in_and_retries_a_failed_job() {
         .click()
         .await
         .unwrap();
+    let failed_hour = browser
+        .wait()
+        .for_element(Locator::Id("failed-hour"))
+        .await
+        .unwrap();
     assert_eq!(browser.current_url().await.unwrap().path(), "/ui");
-    let failed_hour = browser.find(Locator::Id("failed-hour")).await.unwrap();
     assert_eq!(failed_hour.text().await.unwrap(), "1");
     browser.find(Locator::Id("chart")).await.unwrap();
     shot("02-overview.png").await;
@@ -259,7 +224,11 @@ async fn in_chromium_a_user_logs_in_and_retries_a_failed_job() {
         .click()
         .await
         .unwrap();
-    let notice = browser.find(Locator::Id("notice")).await.unwrap();
+    let notice = browser
+        .wait()
+        .for_element(Locator::Id("notice"))
+        .await
+        .unwrap();
     assert_eq!(
         notice.text().await.unwrap(),
         format!("Job {id} is back on its queue.")
@@ -317,23 +286,11 @@ async fn in_chromium_a_user_logs_in_and_retries_a_failed_job() {
 /// A server on the harness's database with `password` (and no API token).
 async fn serve(h: &crate::support::Harness, password: Option<&str>) -> (String, StopHandle) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let http = HttpConfig {
-        addr: listener.local_addr().unwrap(),
-        app_key: None,
-        webhook_secret: None,
-        webhook_tolerance: 300,
-        api_token: None,
         ui_password: password.map(String::from),
-        app_url: "http://localhost".into(),
+        ..http_config(listener.local_addr().unwrap())
     };
-    let stop = StopHandle::default();
-    tokio::spawn(conecta::http::serve(
-        listener,
-        Arc::new(AppState::new(h.rt.clone(), http, None)),
-        stop.clone(),
-    ));
-    (base, stop)
+    crate::support::serve(listener, AppState::new(h.rt.clone(), http, None)).await
 }
 
 fn client() -> reqwest::Client {
