@@ -118,7 +118,11 @@ pub async fn spawn_http(
         })?;
     let addr = listener.local_addr().unwrap_or(http.addr);
     crate::http::warn_disabled(&http);
-    tracing::info!(%addr, "HTTP server listening");
+    if http.ui_password.is_some() || http.api_token.is_some() {
+        tracing::info!(%addr, "HTTP server listening; the dashboard is http://{addr}/ui");
+    } else {
+        tracing::info!(%addr, "HTTP server listening");
+    }
     let state = Arc::new(crate::http::AppState::new(rt, http, schedule));
     Ok(tokio::spawn(crate::http::serve(listener, state, stop)))
 }
