@@ -504,6 +504,7 @@ fn summary_rows(text: &str) -> std::collections::BTreeMap<String, Vec<u64>> {
 
 #[test]
 fn a_rehearsed_day_at_speed_3600_runs_every_occurrence_once_and_says_so() {
+    let _alone = crate::support::alone();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir_all(d.join("schedules")).unwrap();
@@ -609,6 +610,7 @@ fn a_rehearsal_with_a_failing_run_exits_1_and_a_bad_until_exits_2() {
 
 #[test]
 fn an_every_second_entry_fires_each_second_once_in_a_rehearsal() {
+    let _alone = crate::support::alone();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(

@@ -195,6 +195,7 @@ fn dispatch(site: &Site, n: usize, queue: &str, ms: u64) {
 
 #[test]
 fn supervisor_runs_the_shipped_programs_restarts_workers_and_loses_no_job() {
+    let _alone = crate::support::alone();
     let Some(site) = start_site() else { return };
     let before = site.worker_pids();
     assert_eq!(before.len(), 3, "{:?}", site.status());

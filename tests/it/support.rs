@@ -137,6 +137,15 @@ pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     panic!("timed out after {limit:?} waiting for: {what}");
 }
 
+/// Tests that load the whole machine (a browser, five supervised processes) and tests that
+/// run a clock thousands of times faster than real time (where a run delayed by a loaded CPU
+/// overlaps the next one) take this lock, so the first never starve the second. It is held
+/// for the test's length; other tests run beside them as usual.
+pub fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static ALONE: Mutex<()> = Mutex::new(());
+    ALONE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Whether `tool` is on the PATH.
 pub fn have(tool: &str) -> bool {
     std::process::Command::new("sh")

@@ -39,6 +39,7 @@ fn screenshots() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_chromium_a_user_logs_in_and_retries_a_failed_job() {
+    let _alone = crate::support::alone();
     for tool in ["chromium", "chromedriver"] {
         if !have(tool) {
             skip(&format!(
