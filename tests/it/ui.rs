@@ -37,6 +37,9 @@ fn screenshots() -> PathBuf {
     dir
 }
 
+// The guard of `support::alone` is held for the whole test on purpose; nothing in this
+// test's runtime takes it.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_chromium_a_user_logs_in_and_retries_a_failed_job() {
     let _alone = crate::support::alone();
