@@ -51,6 +51,7 @@ struct StopState {
     stopped: AtomicBool,
     reason: std::sync::Mutex<Option<StopReason>>,
     notify: Notify,
+    deadline: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
 }
 
 impl StopHandle {
@@ -62,6 +63,17 @@ impl StopHandle {
         }
         self.inner.stopped.store(true, Ordering::SeqCst);
         self.inner.notify.notify_waiters();
+    }
+
+    /// Announces that a stop comes when the clock reaches `at` (`--until`): work due at `at`
+    /// or later is not started, even when the clock gets there before the stop does.
+    pub fn stop_at(&self, at: chrono::DateTime<chrono::Utc>) {
+        *self.inner.deadline.lock().expect("stop deadline") = Some(at);
+    }
+
+    /// The instant given to [`StopHandle::stop_at`], if any.
+    pub fn deadline(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        *self.inner.deadline.lock().expect("stop deadline")
     }
 
     /// True once stopped.

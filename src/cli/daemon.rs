@@ -148,6 +148,7 @@ pub fn until_arg(ctx: &Context, until: Option<&str>) -> Result<Option<DateTime<U
 
 /// Stops `stop` (reason `--until`) when the clock reaches `until`.
 pub fn spawn_until(clock: crate::clock::SharedClock, until: DateTime<Utc>, stop: StopHandle) {
+    stop.stop_at(until);
     tokio::spawn(async move {
         tokio::select! {
             _ = clock.sleep_until(until) => {

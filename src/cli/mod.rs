@@ -388,7 +388,9 @@ fn context(cli: &Cli) -> anyhow::Result<Context> {
         })?;
     }
     let clock = clock::from_flags(config.now, config.speed);
-    let started = clock.now();
+    // With --now the process starts at that instant exactly (a rehearsal's window begins
+    // there), not at the clock's reading a moment later.
+    let started = config.now.unwrap_or_else(|| clock.now());
     let schedule_path = cli
         .global
         .schedule

@@ -139,7 +139,11 @@ impl<'a> Occurrences<'a> {
         let ms = match self.last {
             Some(last) => last.timestamp_millis().checked_add(every.period_ms),
             None => {
-                let since = self.from.timestamp_millis() - every.anchor_ms;
+                // The first multiple at or after `from`, to the nanosecond: a `from` a fraction
+                // of a millisecond past a multiple is past it.
+                let from_ms = self.from.timestamp_millis()
+                    + i64::from(!self.from.timestamp_subsec_nanos().is_multiple_of(1_000_000));
+                let since = from_ms - every.anchor_ms;
                 let k = since.div_euclid(every.period_ms)
                     + i64::from(since.rem_euclid(every.period_ms) != 0);
                 k.checked_mul(every.period_ms)

@@ -328,6 +328,11 @@ pub async fn run_reloadable(
                 }
             };
             fired_any = true;
+            // A rehearsal ends at its --until instant: what is due then is past the window.
+            if stop.deadline().is_some_and(|end| first.due >= end) {
+                stop.stopped().await;
+                break 'outer;
+            }
             // Every entry due at this instant; each waits for its own (jittered) fire instant
             // in a run of its own, so one entry's jitter never holds another entry.
             let mut batch: Vec<(&Entry, DateTime<Utc>)> =

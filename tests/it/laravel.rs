@@ -240,3 +240,38 @@ fn schedule_run_fires_the_current_minute_once_however_many_crons_call_it() {
         "10:01's every-minute run and fast's 10:01:00, :20 and :40"
     );
 }
+
+#[test]
+fn schedule_work_is_the_scheduler_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("s.toml"), EVERY_MINUTE).unwrap();
+    // Three simulated minutes in six real seconds, then the rehearsal's summary.
+    let out = output_within(
+        conecta(d).args([
+            "--schedule",
+            "s.toml",
+            "--now",
+            "2026-12-01T10:00:00Z",
+            "--speed",
+            "30",
+            "schedule:work",
+            "--until",
+            "2026-12-01T10:03:00Z",
+        ]),
+        Duration::from_secs(60),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("Rehearsal of [2026-12-01T10:00:00Z, 2026-12-01T10:03:00Z)"),
+        "{stdout}"
+    );
+    let history = json(d, &["schedule:history", "--format=json", "--limit=100"]);
+    let runs = history.as_array().unwrap();
+    let of = |entry: &str| runs.iter().filter(|r| r["entry"] == entry).count();
+    // Exactly [10:00, 10:03): the start instant included, the --until instant not.
+    assert_eq!(of("diagnostics:noop"), 3, "{history}");
+    assert_eq!(of("fast"), 9, "{history}");
+    assert_eq!(of("hourly"), 1, "{history}");
+}
