@@ -43,8 +43,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/logout", post(logout))
         .route("/ui/failed", get(failed))
         .route("/ui/failed/{id}", get(failed_one))
-        .route("/ui/failed/{id}/retry", post(retry))
-        .route("/ui/failed/{id}/forget", post(forget))
+        .route("/ui/failed/{id}/{action}", post(act_on_failed))
         .route("/ui/schedule", get(schedule))
         .route("/ui/batches", get(batches_page))
         .route("/ui/outbox", get(outbox_page))
@@ -593,42 +592,36 @@ async fn failed_one(
     })
 }
 
-async fn retry(
+/// `POST /ui/failed/{id}/retry` and `/forget`: one failed job back on its queue, or deleted;
+/// then the failed list with what happened.
+async fn act_on_failed(
     State(state): State<Arc<AppState>>,
     s: Session,
-    Path(id): Path<i64>,
+    Path((id, action)): Path<(i64, String)>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
     if !s.csrf_ok(&form.csrf) {
         return s.csrf_refused();
     }
-    let notice = match state.rt.retry_failed(id).await {
-        Ok(Some(uuid)) => {
-            tracing::info!(id, uuid = %uuid, "/ui: failed job retried");
-            format!("Job {id} is back on its queue.")
-        }
-        Ok(None) => format!("No failed job {id}: it was retried or forgotten already."),
-        Err(e) => format!("Job {id} was not retried: {e}"),
-    };
-    back_to_failed(&notice)
-}
-
-async fn forget(
-    State(state): State<Arc<AppState>>,
-    s: Session,
-    Path(id): Path<i64>,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    if !s.csrf_ok(&form.csrf) {
-        return s.csrf_refused();
-    }
-    let notice = match failed_jobs::delete(&state.rt.db, id).await {
-        Ok(true) => {
-            tracing::info!(id, "/ui: failed job forgotten");
-            format!("Job {id} is forgotten.")
-        }
-        Ok(false) => format!("No failed job {id}: it was retried or forgotten already."),
-        Err(e) => format!("Job {id} was not forgotten: {e}"),
+    let gone = format!("No failed job {id}: it was retried or forgotten already.");
+    let notice = match action.as_str() {
+        "retry" => match state.rt.retry_failed(id).await {
+            Ok(Some(uuid)) => {
+                tracing::info!(id, uuid = %uuid, "/ui: failed job retried");
+                format!("Job {id} is back on its queue.")
+            }
+            Ok(None) => gone,
+            Err(e) => format!("Job {id} was not retried: {e}"),
+        },
+        "forget" => match failed_jobs::delete(&state.rt.db, id).await {
+            Ok(true) => {
+                tracing::info!(id, "/ui: failed job forgotten");
+                format!("Job {id} is forgotten.")
+            }
+            Ok(false) => gone,
+            Err(e) => format!("Job {id} was not forgotten: {e}"),
+        },
+        _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
     };
     back_to_failed(&notice)
 }

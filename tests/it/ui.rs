@@ -37,6 +37,24 @@ fn screenshots() -> PathBuf {
     dir
 }
 
+/// Types `password` into the login form, submits it, and returns the element `expect` of the
+/// page that answers. (A click that submits a form returns before the next page is in.)
+async fn log_in_with(
+    browser: &fantoccini::Client,
+    password: &str,
+    expect: &str,
+) -> fantoccini::elements::Element {
+    let field = browser.find(Locator::Id("password")).await.unwrap();
+    field.send_keys(password).await.unwrap();
+    let submit = browser.find(Locator::Id("login-submit")).await.unwrap();
+    submit.click().await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Id(expect))
+        .await
+        .unwrap()
+}
+
 // The guard of `support::alone` is held for the whole test on purpose; nothing in this
 // test's runtime takes it.
 #[allow(clippy::await_holding_lock)]
@@ -155,47 +173,10 @@ async fn in_chromium_a_user_logs_in_and_retries_a_failed_job() {
             .path()
             .ends_with("/ui/login")
     );
-    browser
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys("not the password")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("login-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    // A click that submits a form returns before the next page is in: wait for it.
-    let error = browser
-        .wait()
-        .for_element(Locator::Id("login-error"))
-        .await
-        .unwrap();
+    let error = log_in_with(&browser, "not the password", "login-error").await;
     assert_eq!(error.text().await.unwrap(), "Wrong password.");
     shot("01-login-refused.png").await;
-    browser
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("login-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let failed_hour = browser
-        .wait()
-        .for_element(Locator::Id("failed-hour"))
-        .await
-        .unwrap();
+    let failed_hour = log_in_with(&browser, PASSWORD, "failed-hour").await;
     assert_eq!(browser.current_url().await.unwrap().path(), "/ui");
     assert_eq!(failed_hour.text().await.unwrap(), "1");
     browser.find(Locator::Id("chart")).await.unwrap();
@@ -379,6 +360,14 @@ async fn the_dashboard_refuses_without_password_session_or_csrf_token() {
             .unwrap()
             .contains("No+failed+job+1")
     );
+    let r = client()
+        .post(format!("{base}/ui/failed/1/explode"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404, "only retry and forget are actions");
     // A tampered cookie is no session.
     let tampered = cookie.replacen('.', ".0", 1);
     let r = client()
