@@ -367,7 +367,11 @@ async fn the_dashboard_refuses_without_password_session_or_csrf_token() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 404, "only retry and forget are actions");
+    assert_eq!(
+        r.status().as_u16(),
+        404,
+        "only retry and forget are actions"
+    );
     // A tampered cookie is no session.
     let tampered = cookie.replacen('.', ".0", 1);
     let r = client()
