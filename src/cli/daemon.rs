@@ -103,7 +103,7 @@ pub fn spawn_reload_listener(ctx: &Context, tx: tokio::sync::watch::Sender<Arc<S
 pub async fn spawn_http(
     ctx: &Context,
     rt: crate::queue::Runtime,
-    schedule: Option<Arc<Schedule>>,
+    schedule: Option<tokio::sync::watch::Receiver<Arc<Schedule>>>,
     stop: StopHandle,
 ) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let http = ctx.config.http.clone();
@@ -123,7 +123,11 @@ pub async fn spawn_http(
     } else {
         tracing::info!(%addr, "HTTP server listening");
     }
-    let state = Arc::new(crate::http::AppState::new(rt, http, schedule));
+    let mut state = crate::http::AppState::new(rt, http, None);
+    if let Some(schedules) = schedule {
+        state = state.following(schedules);
+    }
+    let state = Arc::new(state);
     Ok(tokio::spawn(crate::http::serve(listener, state, stop)))
 }
 

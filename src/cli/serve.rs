@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::daemon::{spawn_http, spawn_signal_listener};
+use super::daemon::{spawn_http, spawn_reload_listener, spawn_signal_listener};
 use super::{Context, ExitStatus};
 use crate::stop::StopHandle;
 
@@ -14,8 +14,8 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitStatus> {
         tracing::info!("stopped while waiting for a dependency");
         return Ok(ExitStatus::Success);
     };
-    // The schedule only feeds the overdue-entries metric: a missing or broken file is not a
-    // reason to refuse webhooks.
+    // The schedule only feeds the overdue-entries metric and the dashboard's schedule page: a
+    // missing or broken file is not a reason to refuse webhooks. SIGHUP reloads it.
     let schedule = match ctx.schedule() {
         Ok(s) => Some(Arc::new(s)),
         Err(e) => {
@@ -23,7 +23,12 @@ pub async fn run(ctx: &Context) -> anyhow::Result<ExitStatus> {
             None
         }
     };
-    let server = spawn_http(ctx, rt, schedule, stop).await?;
+    let schedules = schedule.map(|s| {
+        let (tx, rx) = tokio::sync::watch::channel(s);
+        spawn_reload_listener(ctx, tx);
+        rx
+    });
+    let server = spawn_http(ctx, rt, schedules, stop).await?;
     server.await??;
     tracing::info!("HTTP server stopped");
     Ok(ExitStatus::Success)

@@ -52,13 +52,14 @@ pub async fn run(
         "conecta started: scheduler and a worker for high,default"
     );
     announce(ctx, &schedule);
+    // One schedule for the scheduler and the dashboard, replaced by SIGHUP.
+    let (tx, rx) = tokio::sync::watch::channel(schedule.clone());
+    spawn_reload_listener(ctx, tx);
     let server = if http {
-        Some(spawn_http(ctx, rt.clone(), Some(schedule.clone()), stop.clone()).await?)
+        Some(spawn_http(ctx, rt.clone(), Some(rx.clone()), stop.clone()).await?)
     } else {
         None
     };
-    let (tx, rx) = tokio::sync::watch::channel(schedule.clone());
-    spawn_reload_listener(ctx, tx);
     let timeout = 60.min(ctx.config.retry_after.saturating_sub(1)).max(1);
     let opts = WorkerOptions {
         queues: vec!["high".into(), "default".into()],

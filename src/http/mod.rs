@@ -42,8 +42,9 @@ pub struct AppState {
     pub signer: Option<Signer>,
     /// The folder downloads come from.
     pub exports: PathBuf,
-    /// The schedule, for the overdue-entries metric, when one was loaded.
-    pub schedule: Option<Arc<Schedule>>,
+    /// The schedule (for the overdue-entries metric and the dashboard), when one was loaded;
+    /// it follows SIGHUP reloads where the process has them (`start`).
+    schedules: Option<tokio::sync::watch::Receiver<Arc<Schedule>>>,
     scrape: scrape::Cache,
 }
 
@@ -56,9 +57,21 @@ impl AppState {
             rt,
             http,
             signer,
-            schedule,
+            // A receiver keeps the last value after its sender is gone: a fixed schedule.
+            schedules: schedule.map(|s| tokio::sync::watch::channel(s).1),
             scrape: scrape::Cache::default(),
         }
+    }
+
+    /// This state, showing whatever schedule `schedules` holds as it is reloaded.
+    pub fn following(mut self, schedules: tokio::sync::watch::Receiver<Arc<Schedule>>) -> Self {
+        self.schedules = Some(schedules);
+        self
+    }
+
+    /// The schedule as it stands now, when one was loaded.
+    pub fn schedule(&self) -> Option<Arc<Schedule>> {
+        self.schedules.as_ref().map(|rx| rx.borrow().clone())
     }
 }
 

@@ -130,7 +130,7 @@ async fn refresh(state: &AppState) -> crate::queue::Result<()> {
                 .set(n);
         }
     }
-    if let Some(schedule) = &state.schedule {
+    if let Some(schedule) = state.schedule() {
         let mut overdue = 0;
         for entry in schedule.enabled() {
             let (last, first) = schedule_runs::last_success_and_first(&rt.db, &entry.name).await?;

@@ -643,7 +643,7 @@ fn query_value(text: &str) -> String {
 }
 
 async fn schedule(State(state): State<Arc<AppState>>, s: Session) -> Response {
-    let Some(schedule) = state.schedule.clone() else {
+    let Some(schedule) = state.schedule() else {
         return ok(&SchedulePage {
             title: "Schedule",
             nav: "schedule",

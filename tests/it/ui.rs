@@ -397,3 +397,67 @@ async fn the_dashboard_refuses_without_password_session_or_csrf_token() {
     stop.stop(conecta::stop::StopReason::Signal);
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_page_follows_a_sighup_reload_of_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let entry = |name: &str| {
+        format!("[[task]]\nname = \"{name}\"\ntask = \"diagnostics:noop\"\ncron = \"0 3 * * *\"\n")
+    };
+    std::fs::write(d.join("s.toml"), entry("alpha")).unwrap();
+    ok(d, &["db", "migrate"]);
+    let port = free_port();
+    let server = Killed(
+        conecta(d)
+            .env("CONECTA_UI_PASSWORD", PASSWORD)
+            .env("CONECTA_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .args(["--schedule", "s.toml", "serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("serve listens", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let (_, cookie) = log_in(&base, PASSWORD).await;
+    let cookie = cookie.expect("a session");
+    let page = |cookie: String| {
+        let base = base.clone();
+        async move {
+            client()
+                .get(format!("{base}/ui/schedule"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert!(page(cookie.clone()).await.contains("alpha"));
+    std::fs::write(d.join("s.toml"), entry("beta")).unwrap();
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut shown = String::new();
+    for _ in 0..100 {
+        shown = page(cookie.clone()).await;
+        if shown.contains("beta") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        shown.contains("beta") && !shown.contains("alpha"),
+        "{shown}"
+    );
+}
