@@ -2,7 +2,7 @@
 //! logs in, sees a failed job with its exception, clicks retry, sees it gone from the failed
 //! list, and the job runs; screenshots of each page land in
 //! `target/tmp/ui-screenshots/`. Without a browser: what the login, the session cookie and
-//! the CSRF tokens refuse.
+//! the CSRF tokens refuse, and the schedule page following a SIGHUP reload of `serve`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
