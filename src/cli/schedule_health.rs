@@ -26,12 +26,7 @@ pub async fn run(
         entries.push((entry, state, last_success, health::period(entry, now)));
     }
     let schedulers = heartbeats::alive_schedulers(&db, now).await?;
-    let mut hashes: Vec<&str> = schedulers
-        .iter()
-        .map(|s| s.schedule_hash.as_str())
-        .collect();
-    hashes.sort_unstable();
-    hashes.dedup();
+    let hashes = heartbeats::schedule_hashes(&schedulers);
     let mismatch = hashes.len() > 1 || hashes.first().is_some_and(|h| *h != schedule.hash);
     let overdue = entries
         .iter()

@@ -110,11 +110,8 @@ async fn refresh(state: &AppState) -> crate::queue::Result<()> {
         .set(heartbeats::alive(&rt.db, now).await?.len() as i64);
     let schedulers = heartbeats::alive_schedulers(&rt.db, now).await?;
     m.live_schedulers.set(schedulers.len() as i64);
-    let hashes: std::collections::BTreeSet<&str> = schedulers
-        .iter()
-        .map(|s| s.schedule_hash.as_str())
-        .collect();
-    m.schedule_hashes.set(hashes.len() as i64);
+    m.schedule_hashes
+        .set(heartbeats::schedule_hashes(&schedulers).len() as i64);
     let last_minute = queue_minutes::minute_of(now) - 1;
     m.jobs_per_minute.clear();
     for ((minute, queue), c) in queue_minutes::since(&rt.db, last_minute).await? {

@@ -129,6 +129,18 @@ pub struct SchedulerBeat {
     pub status: String,
 }
 
+/// The distinct schedule hashes `schedulers` run, in order: more than one means they disagree
+/// on what is due.
+pub fn schedule_hashes(schedulers: &[SchedulerBeat]) -> Vec<&str> {
+    let mut hashes: Vec<&str> = schedulers
+        .iter()
+        .map(|s| s.schedule_hash.as_str())
+        .collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes
+}
+
 /// Writes (or refreshes) a scheduler's heartbeat.
 pub async fn beat_scheduler(db: &Db, s: &SchedulerBeat) -> Result<()> {
     let upsert = db.backend().upsert(
