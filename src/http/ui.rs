@@ -494,10 +494,7 @@ async fn overview(State(state): State<Arc<AppState>>, s: Session) -> Response {
             }
         })
         .collect();
-    let hashes: std::collections::BTreeSet<&str> = schedulers
-        .iter()
-        .map(|s| s.schedule_hash.as_str())
-        .collect();
+    let hash_mismatch = heartbeats::schedule_hashes(&schedulers).len() > 1;
     ok(&Overview {
         title: "Overview",
         nav: "overview",
@@ -517,7 +514,7 @@ async fn overview(State(state): State<Arc<AppState>>, s: Session) -> Response {
         chart_max,
         processed_hour: per_minute.iter().map(|(p, _)| p).sum(),
         failed_hour: per_minute.iter().map(|(_, f)| f).sum(),
-        hash_mismatch: hashes.len() > 1,
+        hash_mismatch,
         workers,
         schedulers,
     })
@@ -570,12 +567,7 @@ async fn failed_one(
 ) -> Response {
     let job = match failed_jobs::find(&state.rt.db, &id.to_string()).await {
         Ok(Some(j)) => j,
-        Ok(None) => {
-            return Redirect::to(&format!(
-                "/ui/failed?notice=No+failed+job+{id}+(retried+or+forgotten)"
-            ))
-            .into_response();
-        }
+        Ok(None) => return back_to_failed(&gone(id)),
         Err(e) => return unavailable(s.csrf, e),
     };
     let payload = serde_json::from_str::<serde_json::Value>(&job.payload)
@@ -603,14 +595,13 @@ async fn act_on_failed(
     if !s.csrf_ok(&form.csrf) {
         return s.csrf_refused();
     }
-    let gone = format!("No failed job {id}: it was retried or forgotten already.");
     let notice = match action.as_str() {
         "retry" => match state.rt.retry_failed(id).await {
             Ok(Some(uuid)) => {
                 tracing::info!(id, uuid = %uuid, "/ui: failed job retried");
                 format!("Job {id} is back on its queue.")
             }
-            Ok(None) => gone,
+            Ok(None) => gone(id),
             Err(e) => format!("Job {id} was not retried: {e}"),
         },
         "forget" => match failed_jobs::delete(&state.rt.db, id).await {
@@ -618,7 +609,7 @@ async fn act_on_failed(
                 tracing::info!(id, "/ui: failed job forgotten");
                 format!("Job {id} is forgotten.")
             }
-            Ok(false) => gone,
+            Ok(false) => gone(id),
             Err(e) => format!("Job {id} was not forgotten: {e}"),
         },
         _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
@@ -626,20 +617,15 @@ async fn act_on_failed(
     back_to_failed(&notice)
 }
 
-fn back_to_failed(notice: &str) -> Response {
-    let query = query_value(notice);
-    Redirect::to(&format!("/ui/failed?notice={query}")).into_response()
+/// The notice for a failed job that is no longer there.
+fn gone(id: i64) -> String {
+    format!("No failed job {id}: it was retried or forgotten already.")
 }
 
-/// `text` as a query-string value.
-fn query_value(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
-            b' ' => "+".to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// The failed list, with `notice` shown above it.
+fn back_to_failed(notice: &str) -> Response {
+    let query: String = form_urlencoded::byte_serialize(notice.as_bytes()).collect();
+    Redirect::to(&format!("/ui/failed?notice={query}")).into_response()
 }
 
 async fn schedule(State(state): State<Arc<AppState>>, s: Session) -> Response {

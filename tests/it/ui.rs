@@ -423,22 +423,14 @@ async fn the_schedule_page_follows_a_sighup_reload_of_serve() {
     });
     let base = format!("http://127.0.0.1:{port}");
     let (_, cookie) = log_in(&base, PASSWORD).await;
-    let cookie = cookie.expect("a session");
-    let page = |cookie: String| {
-        let base = base.clone();
-        async move {
-            client()
-                .get(format!("{base}/ui/schedule"))
-                .header("cookie", cookie)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
-    };
-    assert!(page(cookie.clone()).await.contains("alpha"));
+    let mut session = reqwest::header::HeaderMap::new();
+    session.insert("cookie", cookie.expect("a session").parse().unwrap());
+    let browser = reqwest::Client::builder()
+        .default_headers(session)
+        .build()
+        .unwrap();
+    let page = || crate::support::get_text(&browser, &base, "/ui/schedule");
+    assert!(page().await.contains("alpha"));
     std::fs::write(d.join("s.toml"), entry("beta")).unwrap();
     let pid = server.0.id().to_string();
     assert!(
@@ -450,7 +442,7 @@ async fn the_schedule_page_follows_a_sighup_reload_of_serve() {
     );
     let mut shown = String::new();
     for _ in 0..100 {
-        shown = page(cookie.clone()).await;
+        shown = page().await;
         if shown.contains("beta") {
             break;
         }
