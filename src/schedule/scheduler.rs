@@ -131,13 +131,7 @@ pub async fn run_window(
     lease: Duration,
     stop: StopHandle,
 ) -> Vec<(String, DateTime<Utc>, Option<i64>)> {
-    let firing = Firing {
-        runner: runner_name(),
-        lease: lease.max(rt.clock.simulated_span(MIN_REAL_LEASE)),
-        stop,
-        backlog: Arc::new(Backlog::default()),
-        live: Arc::new(Mutex::new(HashSet::new())),
-    };
+    let firing = Firing::new(rt, lease, stop);
     let mut runs = JoinSet::new();
     for entry in schedule.enabled() {
         let dues: Vec<_> = super::occurrences(entry, from, to)
@@ -219,6 +213,20 @@ struct Firing {
 }
 
 impl Firing {
+    /// This process's firing state, with running-locks of `lease`. A lease lasts at least
+    /// MIN_REAL_LEASE of real time: on a clock running thousands of times faster, renewals
+    /// (real round trips) could not keep a simulated minute's lease alive, and a live run
+    /// would be taken for abandoned.
+    fn new(rt: &Runtime, lease: Duration, stop: StopHandle) -> Self {
+        Self {
+            runner: runner_name(),
+            lease: lease.max(rt.clock.simulated_span(MIN_REAL_LEASE)),
+            stop,
+            backlog: Arc::new(Backlog::default()),
+            live: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
+
     fn live(&self) -> Vec<i64> {
         self.live
             .lock()
@@ -257,17 +265,7 @@ pub async fn run_reloadable(
     let progress = Arc::new(progress);
     let schedule = schedules.borrow_and_update().clone();
     let mut reloadable = true;
-    // A lease lasts at least MIN_REAL_LEASE of real time: on a clock running thousands of
-    // times faster, renewals (real round trips) could not keep a simulated minute's lease
-    // alive, and a live run would be taken for abandoned.
-    let lease = lease.max(rt.clock.simulated_span(MIN_REAL_LEASE));
-    let firing = Firing {
-        runner: runner_name(),
-        lease,
-        stop: stop.clone(),
-        backlog: Arc::new(Backlog::default()),
-        live: Arc::new(Mutex::new(HashSet::new())),
-    };
+    let firing = Firing::new(&rt, lease, stop.clone());
     let mut runs = JoinSet::new();
     let mut cursor = from.min(rt.clock.now());
     tracing::info!(entries = schedule.enabled().count(), hash = %schedule.hash, "scheduler started");
