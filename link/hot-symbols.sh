@@ -4,7 +4,8 @@
 # Runs a release worker under callgrind twice, once on Redis and once on PostgreSQL: it
 # starts, runs 20 diagnostics:noop jobs and one failing job, idles, and stops on SIGTERM.
 # Every function either run called that exists in the binary is written, in first-call
-# order, to link/hot-symbols.txt. Needs valgrind and the two services:
+# order, to link/hot-symbols.txt, followed by the names already there that the binary still
+# defines. Needs valgrind and the two services:
 #
 #   cargo build --release && link/hot-symbols.sh && cargo build --release
 #
@@ -41,6 +42,11 @@ profile redis QUEUE_CONNECTION=redis "REDIS_URL=$redis" "DATABASE_URL=sqlite://$
 profile postgres QUEUE_CONNECTION=database "DATABASE_URL=$postgres"
 
 nm --defined-only "$bin" | awk '$2 == "t" || $2 == "T" { print $3 }' | sort -u > "$work/defined"
-cat "$work/redis.out" "$work/postgres.out" | grep -oP '^c?fn=\(\d+\) \K.*' | awk '!seen[$0]++' \
-  | awk 'NR == FNR { d[$0] = 1; next } ($0 in d)' "$work/defined" - > "$root/link/hot-symbols.txt"
+# This run's functions first, then those of earlier runs the binary still defines: which rare
+# paths a run reaches depends on timing, so runs add up rather than replace each other.
+list=$root/link/hot-symbols.txt
+touch "$list"
+{ cat "$work/redis.out" "$work/postgres.out" | grep -oP '^c?fn=\(\d+\) \K.*'; cat "$list"; } \
+  | awk 'NR == FNR { d[$0] = 1; next } ($0 in d) && !seen[$0]++' "$work/defined" - > "$work/list"
+mv "$work/list" "$list"
 echo "link/hot-symbols.txt: $(wc -l < "$root/link/hot-symbols.txt") functions" >&2
