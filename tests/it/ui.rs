@@ -103,17 +103,7 @@ async fn in_chromium_a_user_logs_in_and_retries_a_failed_job() {
     assert_eq!(failed.as_array().unwrap().len(), 1, "{failed}");
     let id = failed[0]["id"].as_i64().unwrap();
 
-    let port = free_port();
-    let _server = Killed(
-        conecta(d)
-            .env("CONECTA_UI_PASSWORD", PASSWORD)
-            .env("CONECTA_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .args(["--schedule", "schedule.toml", "serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_server, port) = serve_process(d, "schedule.toml");
     let driver_port = free_port();
     let _driver = Killed(
         Command::new("chromedriver")
@@ -123,13 +113,9 @@ async fn in_chromium_a_user_logs_in_and_retries_a_failed_job() {
             .spawn()
             .unwrap(),
     );
-    for p in [port, driver_port] {
-        wait_until(
-            "the server and chromedriver listen",
-            Duration::from_secs(30),
-            || std::net::TcpStream::connect(("127.0.0.1", p)).is_ok(),
-        );
-    }
+    wait_until("chromedriver listens", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", driver_port)).is_ok()
+    });
 
     let profile = d.join("chromium-profile");
     let mut caps = serde_json::Map::new();
@@ -266,6 +252,25 @@ async fn in_chromium_a_user_logs_in_and_retries_a_failed_job() {
     // 02:30 in New York is skipped by the March change and shifted (the default rule).
     assert!(entries.contains("2027-03-14"), "{entries}");
     browser.close().await.unwrap();
+}
+
+/// `conecta serve` in `d` with the dashboard password, on a free port, once it listens.
+fn serve_process(d: &Path, schedule: &str) -> (Killed, u16) {
+    let port = free_port();
+    let server = Killed(
+        conecta(d)
+            .env("CONECTA_UI_PASSWORD", PASSWORD)
+            .env("CONECTA_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .args(["--schedule", schedule, "serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("serve listens", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (server, port)
 }
 
 /// A server on the harness's database with `password` (and no API token).
@@ -407,20 +412,7 @@ async fn the_schedule_page_follows_a_sighup_reload_of_serve() {
     };
     std::fs::write(d.join("s.toml"), entry("alpha")).unwrap();
     ok(d, &["db", "migrate"]);
-    let port = free_port();
-    let server = Killed(
-        conecta(d)
-            .env("CONECTA_UI_PASSWORD", PASSWORD)
-            .env("CONECTA_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .args(["--schedule", "s.toml", "serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("serve listens", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let (server, port) = serve_process(d, "s.toml");
     let base = format!("http://127.0.0.1:{port}");
     let (_, cookie) = log_in(&base, PASSWORD).await;
     let mut session = reqwest::header::HeaderMap::new();
