@@ -25,7 +25,7 @@ profile() { # name, then the .env lines
   shift
   mkdir -p "$dir"
   printf '%s\n' "$@" > "$dir/.env"
-  (cd "$dir" && "$bin" db migrate >/dev/null && true)
+  (cd "$dir" && "$bin" db migrate >/dev/null)
   (cd "$dir" && timeout -s TERM 50 valgrind --tool=callgrind --demangle=no \
     --callgrind-out-file="$work/$name.out" "$bin" worker --queue "$queue" --sleep 1 \
     --concurrency 4 >"$work/$name.log" 2>&1 || true) &
@@ -49,4 +49,4 @@ touch "$list"
 { cat "$work/redis.out" "$work/postgres.out" | grep -oP '^c?fn=\(\d+\) \K.*'; cat "$list"; } \
   | awk 'NR == FNR { d[$0] = 1; next } ($0 in d) && !seen[$0]++' "$work/defined" - > "$work/list"
 mv "$work/list" "$list"
-echo "link/hot-symbols.txt: $(wc -l < "$root/link/hot-symbols.txt") functions" >&2
+echo "link/hot-symbols.txt: $(wc -l < "$list") functions" >&2
