@@ -43,7 +43,7 @@ pub struct AppState {
     /// The folder downloads come from.
     pub exports: PathBuf,
     /// The schedule (for the overdue-entries metric and the dashboard), when one was loaded;
-    /// it follows SIGHUP reloads where the process has them (`start`).
+    /// it follows SIGHUP reloads where the process has them (`start` and `serve`).
     schedules: Option<tokio::sync::watch::Receiver<Arc<Schedule>>>,
     scrape: scrape::Cache,
 }
