@@ -15,6 +15,8 @@
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=link/hot-symbols.txt");
+    // sqlx::migrate! embeds migrations/ but cannot tell cargo that a new file appeared.
+    println!("cargo:rerun-if-changed=migrations");
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }

@@ -1,8 +1,9 @@
 //! The `database` driver: Laravel's `jobs` table on SQLite, PostgreSQL or MySQL/MariaDB, and
 //! unique locks in `job_locks`, taken in the same transaction as the job row.
 //!
-//! Reservation is one atomic step per queue: on PostgreSQL an `UPDATE … WHERE id = (SELECT …
-//! FOR UPDATE SKIP LOCKED) RETURNING`, on MySQL/MariaDB (≥ 10.6) a `SELECT … FOR UPDATE SKIP
+//! Reservation is one atomic step per queue: on PostgreSQL an `UPDATE … WHERE ctid = ANY
+//! (ARRAY(SELECT … FOR UPDATE SKIP LOCKED)) RETURNING` inside the function
+//! `conecta_reserve_jobs` (its plan fixed, see `migrations/postgres/0011_jobs_reserve.sql`), on MySQL/MariaDB (≥ 10.6) a `SELECT … FOR UPDATE SKIP
 //! LOCKED` and `UPDATE` in one transaction, on SQLite a single `UPDATE … RETURNING`, which
 //! takes SQLite's write lock for the whole statement (what `BEGIN IMMEDIATE` would give a
 //! multi-statement transaction). MySQL connections run at READ COMMITTED so concurrent
@@ -509,6 +510,24 @@ async fn reserve_up_to(
     expired: i64,
     max: i64,
 ) -> crate::store::Result<Vec<(i64, String, i64)>> {
+    if db.backend() == crate::store::Backend::Postgres {
+        // The same claim, in a function whose plan cannot depend on the statistics
+        // (migrations/postgres/0011_jobs_reserve.sql).
+        let mut rows = db
+            .query("SELECT id, payload, attempts FROM conecta_reserve_jobs(?, ?, ?, ?, ?)")
+            .bind(queue)
+            .bind(floor)
+            .bind(now)
+            .bind(expired)
+            .bind(max)
+            .fetch_all(db)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect::<crate::store::Result<Vec<(i64, String, i64)>>>()?;
+        rows.sort_unstable_by_key(|r| r.0);
+        return Ok(rows);
+    }
     let claimed = dialect::claim(
         db,
         &Claim {

@@ -18,9 +18,11 @@
 //! | [`Backend::truncate`] | `DELETE FROM` | `TRUNCATE TABLE` | `TRUNCATE TABLE` |
 //! | [`Backend::analyze`], [`Backend::sync_sequence`] | nothing | `ANALYZE`, `setval` | nothing |
 //!
-//! One whole statement is PostgreSQL's own: the stale-order release as a single
+//! Two whole statements are PostgreSQL's own: the stale-order release as a single
 //! data-modifying CTE (`store/orders.rs`, `RELEASE_POSTGRES`), which builds the same
-//! `OrderCancelled` payload in SQL that the other databases build in Rust (a test compares them).
+//! `OrderCancelled` payload in SQL that the other databases build in Rust (a test compares them),
+//! and the job reservation (`queue/database.rs`), [`claim`]'s statement inside the function
+//! `conecta_reserve_jobs` so that its plan does not depend on the table's statistics.
 
 use super::sql::{Row, Value, in_list};
 use super::{Backend, Db, Result};

@@ -846,3 +846,48 @@ async fn redis_jobs_in_the_older_form_are_delivered_and_acknowledged() {
     assert_eq!(left, 0, "nothing of the job is left");
     queue.clear("default", "").await.unwrap();
 }
+
+/// On PostgreSQL a reservation reads the few pages of the rows it takes, whatever the planner
+/// knows of the table: here a 20,000-job backlog that was never analysed, where the planner
+/// alone chose a bitmap scan that read and sorted the whole queue (about 1,500 pages) to take
+/// ten jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_reservation_reads_only_what_it_takes_before_any_analyze() {
+    let Some(h) = crate::support::harness("postgres").await else {
+        return;
+    };
+    for chunk in (0..20_000u64).collect::<Vec<_>>().chunks(500) {
+        let jobs = chunk.iter().map(|n| record(*n)).collect();
+        h.rt.queue.enqueue_bulk(jobs, h.now()).await.unwrap();
+    }
+    let conecta::store::Db::Postgres(pool) = &h.db else {
+        unreachable!("a postgres harness")
+    };
+    let t = h.now().timestamp();
+    // One connection, its catalog caches warmed by a first reservation.
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SELECT id FROM conecta_reserve_jobs('default', 0, $1, $2, 1)")
+        .bind(t)
+        .bind(t - 3600)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    let (plan,): (serde_json::Value,) = sqlx::query_as(
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) \
+         SELECT id FROM conecta_reserve_jobs('default', 0, $1, $2, 10)",
+    )
+    .bind(t)
+    .bind(t - 3600)
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    let top = &plan[0]["Plan"];
+    assert_eq!(top["Actual Rows"], 10, "{plan}");
+    let pages =
+        top["Shared Hit Blocks"].as_u64().unwrap() + top["Shared Read Blocks"].as_u64().unwrap();
+    assert!(
+        pages < 150,
+        "ten jobs reserved by reading {pages} pages: {plan}"
+    );
+    h.finish().await;
+}
