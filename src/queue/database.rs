@@ -118,9 +118,11 @@ impl Queue for DatabaseQueue {
         let mut seen = HashSet::new();
         let mut rows = Vec::with_capacity(jobs.len());
         let mut answers: Vec<Option<Enqueued>> = Vec::with_capacity(jobs.len());
-        for job in &jobs {
-            let envelope = job.envelope(now);
-            let key = job.unique.as_ref().map(|u| u.key.clone());
+        for job in jobs {
+            let queue = job.queue.clone();
+            let available_at = t + job.delay as i64;
+            let envelope = job.into_envelope(now);
+            let key = envelope.unique.as_ref().map(|u| u.key.clone());
             if let Some(k) = &key
                 && !seen.insert(k.clone())
             {
@@ -129,13 +131,14 @@ impl Queue for DatabaseQueue {
                 continue;
             }
             answers.push(None);
+            let expires_at = t + envelope.unique.as_ref().map(|u| u.ttl as i64).unwrap_or(0);
             rows.push(Some(PendingRow {
-                queue: job.queue.clone(),
+                queue,
                 payload: serde_json::to_string(&envelope)?,
-                available_at: t + job.delay as i64,
+                available_at,
                 uuid: envelope.uuid,
                 key,
-                expires_at: t + job.unique.as_ref().map(|u| u.ttl as i64).unwrap_or(0),
+                expires_at,
             }));
         }
         let live: Vec<&PendingRow> = rows.iter().flatten().collect();

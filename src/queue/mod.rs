@@ -165,17 +165,27 @@ impl NewJob {
 
     /// The envelope stored for this job, with a fresh uuid.
     pub fn envelope(&self, now: DateTime<Utc>) -> Envelope {
+        self.clone().into_envelope(now)
+    }
+
+    /// [`NewJob::envelope`], moving the job's parts instead of copying them (a bulk enqueue
+    /// builds one per job).
+    pub fn into_envelope(self, now: DateTime<Utc>) -> Envelope {
+        let mut uuid = [0u8; uuid::fmt::Hyphenated::LENGTH];
         Envelope {
-            uuid: uuid::Uuid::now_v7().to_string(),
+            uuid: uuid::Uuid::now_v7()
+                .hyphenated()
+                .encode_lower(&mut uuid)
+                .to_string(),
             display_name: self.job.clone(),
-            job: self.job.clone(),
-            data: self.data.clone(),
+            job: self.job,
+            data: self.data,
             max_tries: self.tries,
             timeout: self.timeout,
-            backoff: self.backoff.clone(),
+            backoff: self.backoff,
             attempts: 0,
-            unique: self.unique.clone(),
-            batch_id: self.batch_id.clone(),
+            unique: self.unique,
+            batch_id: self.batch_id,
             pushed_at: now.timestamp_millis(),
         }
     }

@@ -24,6 +24,9 @@ use redis::{AsyncCommands, Script};
 
 use super::{Enqueued, LockInfo, NewJob, Queue, QueueDepth, Reserved, Result, decode};
 
+/// Bytes reserved for one stored job before its payload is written: most envelopes fit.
+const MEMBER_CAPACITY: usize = 384;
+
 /// How long one connection attempt may take before it counts as Redis being away.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -361,6 +364,7 @@ impl Queue for RedisQueue {
         for &i in &held {
             answers[i] = Some(Enqueued::Duplicate);
         }
+        let mut jobs: Vec<Option<NewJob>> = jobs.into_iter().map(Some).collect();
         let mut pipe = redis::pipe();
         let mut uuids: Vec<String> = vec![String::new(); jobs.len()];
         // Per queue: a script when some job takes a unique lock, else plain commands, whose
@@ -374,7 +378,9 @@ impl Queue for RedisQueue {
                 scripted.push(false);
                 continue;
             }
-            let keyed = group.iter().any(|&i| jobs[i].unique.is_some());
+            let keyed = group
+                .iter()
+                .any(|&i| jobs[i].as_ref().is_some_and(|j| j.unique.is_some()));
             scripted.push(keyed);
             let mut inv = self.scripts.enqueue.prepare_invoke();
             let (mut ready, mut delayed) = (Vec::new(), Vec::new());
@@ -383,23 +389,19 @@ impl Queue for RedisQueue {
                 inv.arg(t).arg(&k.lock_prefix);
             }
             for &i in group {
-                let job = &jobs[i];
-                let envelope = job.envelope(now);
-                let mut member = b"0|".to_vec();
-                serde_json::to_writer(&mut member, &envelope)?;
+                let Some(job) = jobs[i].take() else { continue };
                 let available = t + job.delay as i64 * 1000;
+                let envelope = job.into_envelope(now);
+                let mut member = Vec::with_capacity(MEMBER_CAPACITY);
+                member.extend_from_slice(b"0|");
+                serde_json::to_writer(&mut member, &envelope)?;
                 if keyed {
+                    let unique = envelope.unique.as_ref();
                     inv.arg(&envelope.uuid)
                         .arg(member)
                         .arg(available)
-                        .arg(job.unique.as_ref().map(|u| u.key.as_str()).unwrap_or(""))
-                        .arg(
-                            t + job
-                                .unique
-                                .as_ref()
-                                .map(|u| u.ttl as i64 * 1000)
-                                .unwrap_or(0),
-                        );
+                        .arg(unique.map(|u| u.key.as_str()).unwrap_or(""))
+                        .arg(t + unique.map(|u| u.ttl as i64 * 1000).unwrap_or(0));
                 } else if available > t {
                     delayed.push((available, member));
                 } else {
