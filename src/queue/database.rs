@@ -531,13 +531,17 @@ async fn reserve_up_to(
         rows.sort_unstable_by_key(|r| r.0);
         return Ok(rows);
     }
+    let pick = format!(
+        "SELECT id FROM {} WHERE queue = ? AND id >= ? \
+         AND ((reserved_at IS NULL AND available_at <= ?) OR reserved_at <= ?) \
+         ORDER BY id LIMIT ?",
+        db.backend().through_index("jobs", "jobs_queue_id")
+    );
     let claimed = dialect::claim(
         db,
         &Claim {
             table: "jobs",
-            pick: "SELECT id FROM jobs WHERE queue = ? AND id >= ? \
-                   AND ((reserved_at IS NULL AND available_at <= ?) OR reserved_at <= ?) \
-                   ORDER BY id LIMIT ?",
+            pick: &pick,
             pick_args: &[
                 Value::Text(queue.to_string()),
                 Value::Int(floor),

@@ -12,6 +12,7 @@
 //! | [`Backend::concat`] | `a \|\| b` | `a \|\| b` | `CONCAT(a, b)` |
 //! | [`Backend::skip_locked`] | nothing (one writer) | `FOR UPDATE SKIP LOCKED` | `FOR UPDATE SKIP LOCKED` |
 //! | [`Backend::share_lock`] | nothing | nothing | `LOCK IN SHARE MODE` |
+//! | [`Backend::through_index`] | the table | the table | `t FORCE INDEX (i)` |
 //! | [`Backend::claim`] | `UPDATE … RETURNING` | `UPDATE … RETURNING` | lock, update, read back |
 //! | [`Backend::text`] | the column | the column | `CAST(c AS CHAR)` (binary keys) |
 //! | [`Backend::server_clock_ms`] | none (same host) | `clock_timestamp()` | `NOW(3)` |
@@ -133,6 +134,18 @@ impl Backend {
         match self {
             Backend::Sqlite => "",
             Backend::Postgres | Backend::MySql => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
+    /// `table` read through `index` alone. MySQL/MariaDB otherwise picks `ref` access on the
+    /// index's first column for `queue = ? AND id >= ? ORDER BY id` and walks every entry of
+    /// the queue below the floor (60,000 index checks instead of 260 for a reservation at
+    /// the floor of a 100,000-job backlog); the range over both columns seeks to the floor.
+    /// SQLite and PostgreSQL choose the range themselves.
+    pub fn through_index(self, table: &str, index: &str) -> String {
+        match self {
+            Backend::MySql => format!("{table} FORCE INDEX ({index})"),
+            Backend::Sqlite | Backend::Postgres => table.to_string(),
         }
     }
 
