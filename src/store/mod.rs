@@ -128,6 +128,23 @@ pub enum StoreError {
     Url(String),
 }
 
+/// How long a pooled connection may sit unused before it is pinged on its way out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// Whether a pooled connection may be handed out: one back from use within
+/// [`PING_AFTER_IDLE`] is (a ping before every statement was a second round trip for each
+/// reservation and acknowledgement); one idle for longer is pinged first, since the server may
+/// have restarted meanwhile, and dropped if the ping fails.
+async fn still_there<C: sqlx::Connection>(
+    conn: &mut C,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> std::result::Result<bool, sqlx::Error> {
+    if meta.idle_for < PING_AFTER_IDLE {
+        return Ok(true);
+    }
+    Ok(conn.ping().await.is_ok())
+}
+
 /// Store result.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -158,6 +175,8 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| Box::pin(still_there(conn, meta)))
                 .connect_with(options)
                 .await?;
             Ok(Db::Postgres(pool))
@@ -167,6 +186,8 @@ impl Db {
             let pool = MySqlPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| Box::pin(still_there(conn, meta)))
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         use sqlx::Executor;
