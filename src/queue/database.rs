@@ -3,11 +3,12 @@
 //!
 //! Reservation is one atomic step per queue: on PostgreSQL an `UPDATE … WHERE ctid = ANY
 //! (ARRAY(SELECT … FOR UPDATE SKIP LOCKED)) RETURNING` inside the function
-//! `conecta_reserve_jobs` (its plan fixed, see `migrations/postgres/0011_jobs_reserve.sql`), on MySQL/MariaDB (≥ 10.6) a `SELECT … FOR UPDATE SKIP
-//! LOCKED` and `UPDATE` in one transaction, on SQLite a single `UPDATE … RETURNING`, which
-//! takes SQLite's write lock for the whole statement (what `BEGIN IMMEDIATE` would give a
-//! multi-statement transaction). MySQL connections run at READ COMMITTED so concurrent
-//! enqueues of one unique key never deadlock on gap locks.
+//! `conecta_reserve_jobs` (its plan fixed, see `migrations/postgres/0011_jobs_reserve.sql`),
+//! on MySQL/MariaDB (≥ 10.6) a `SELECT … FOR UPDATE SKIP LOCKED` and `UPDATE` in one
+//! transaction, on SQLite a single `UPDATE … RETURNING`, which takes SQLite's write lock for
+//! the whole statement (what `BEGIN IMMEDIATE` would give a multi-statement transaction).
+//! MySQL connections run at READ COMMITTED so concurrent enqueues of one unique key never
+//! deadlock on gap locks.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -513,11 +514,11 @@ async fn reserve_up_to(
     expired: i64,
     max: i64,
 ) -> crate::store::Result<Vec<(i64, String, i64)>> {
-    if db.backend() == crate::store::Backend::Postgres {
+    let postgres = db.backend() == crate::store::Backend::Postgres;
+    let claimed = if postgres {
         // The same claim, in a function whose plan cannot depend on the statistics
-        // (migrations/postgres/0011_jobs_reserve.sql).
-        let mut rows = db
-            .query("SELECT id, payload, attempts FROM conecta_reserve_jobs(?, ?, ?, ?, ?)")
+        // (migrations/postgres/0011_jobs_reserve.sql); its rows come in no particular order.
+        db.query("SELECT id, payload, attempts FROM conecta_reserve_jobs(?, ?, ?, ?, ?)")
             .bind(queue)
             .bind(floor)
             .bind(now)
@@ -525,38 +526,38 @@ async fn reserve_up_to(
             .bind(max)
             .fetch_all(db)
             .await?
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .collect::<crate::store::Result<Vec<(i64, String, i64)>>>()?;
-        rows.sort_unstable_by_key(|r| r.0);
-        return Ok(rows);
-    }
-    let pick = format!(
-        "SELECT id FROM {} WHERE queue = ? AND id >= ? \
-         AND ((reserved_at IS NULL AND available_at <= ?) OR reserved_at <= ?) \
-         ORDER BY id LIMIT ?",
-        db.backend().through_index("jobs", "jobs_queue_id")
-    );
-    let claimed = dialect::claim(
-        db,
-        &Claim {
-            table: "jobs",
-            pick: &pick,
-            pick_args: &[
-                Value::Text(queue.to_string()),
-                Value::Int(floor),
-                Value::Int(now),
-                Value::Int(expired),
-                Value::Int(max),
-            ],
-            set: "reserved_at = ?, attempts = attempts + 1",
-            set_args: &[Value::Int(now)],
-            columns: "id, payload, attempts",
-        },
-    )
-    .await?;
-    claimed
+    } else {
+        let pick = format!(
+            "SELECT id FROM {} WHERE queue = ? AND id >= ? \
+             AND ((reserved_at IS NULL AND available_at <= ?) OR reserved_at <= ?) \
+             ORDER BY id LIMIT ?",
+            db.backend().through_index("jobs", "jobs_queue_id")
+        );
+        dialect::claim(
+            db,
+            &Claim {
+                table: "jobs",
+                pick: &pick,
+                pick_args: &[
+                    Value::Text(queue.to_string()),
+                    Value::Int(floor),
+                    Value::Int(now),
+                    Value::Int(expired),
+                    Value::Int(max),
+                ],
+                set: "reserved_at = ?, attempts = attempts + 1",
+                set_args: &[Value::Int(now)],
+                columns: "id, payload, attempts",
+            },
+        )
+        .await?
+    };
+    let mut taken = claimed
         .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-        .collect()
+        .collect::<crate::store::Result<Vec<(i64, String, i64)>>>()?;
+    if postgres {
+        taken.sort_unstable_by_key(|r| r.0);
+    }
+    Ok(taken)
 }

@@ -389,7 +389,7 @@ impl Queue for RedisQueue {
                 inv.arg(t).arg(&k.lock_prefix);
             }
             for &i in group {
-                let Some(job) = jobs[i].take() else { continue };
+                let job = jobs[i].take().expect("each job is in one group once");
                 let available = t + job.delay as i64 * 1000;
                 let envelope = job.into_envelope(now);
                 let mut member = Vec::with_capacity(MEMBER_CAPACITY);
